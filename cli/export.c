@@ -1,0 +1,238 @@
+/*
+ * export.c: `crashscope export`: writes a profile of the window as pprof or folded stacks.
+ *
+ * Reads the database without writing it. An empty selection is an error the user can act
+ * on (wrong --pid, nothing recorded yet), never an empty file that looks like a profile.
+ */
+#include "cli.h"
+
+#include "../storage/storage.h"
+#include "../uploader/pprof.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct export_ctx {
+    cs_db *db;
+    cs_pprof *pp;
+    FILE *folded;
+    int64_t period;
+    size_t rows;
+    int failed;
+} export_ctx;
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+/* The name a person reads: the function, else module+offset, else the raw address. */
+static const char *frame_label(const cs_frame_row *f, char *buf, size_t len)
+{
+    if (f->function && *f->function)
+        return f->function;
+    if (f->module)
+        snprintf(buf, len, "%s+0x%" PRIx64, base_name(f->module), f->address);
+    else
+        snprintf(buf, len, "0x%" PRIx64, f->address);
+    return buf;
+}
+
+static int on_row(const cs_profile_row *r, void *arg)
+{
+    export_ctx *x = arg;
+    cs_frame_row *fr;
+    int n;
+    if (cs_db_stack_frames(x->db, r->stack_id, &fr, &n) != 0)
+        return 0; /* a stack collected meanwhile by another process: skip it */
+    if (x->pp) {
+        cs_pprof_frame *pf = calloc((size_t)n + 1, sizeof *pf);
+        if (!pf) {
+            cs_frames_free(fr, n);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            char tmp[64];
+            const char *name = frame_label(&fr[i], tmp, sizeof tmp);
+            pf[i].function = fr[i].function ? fr[i].function : NULL;
+            if (!pf[i].function) {
+                /* the label lives in tmp: copy into the frame row so it outlives the loop */
+                free(fr[i].function);
+                fr[i].function = strdup(name);
+                pf[i].function = fr[i].function;
+            }
+            pf[i].file = fr[i].file;
+            pf[i].line = fr[i].line;
+            pf[i].module = fr[i].module;
+            pf[i].build_id = fr[i].build_id;
+            pf[i].address = fr[i].address;
+        }
+        int64_t values[2] = {r->count, r->value};
+        cs_pprof_label labels[3] = {
+            {.key = "thread_name", .str = r->thread_name ? r->thread_name : ""},
+            {.key = "thread_id", .num = r->tid},
+            {.key = "pid", .num = r->pid},
+        };
+        if (cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, 3) != 0)
+            x->failed = 1;
+        free(pf);
+    } else {
+        for (int i = n - 1; i >= 0; i--) {
+            char tmp[64];
+            const char *name = frame_label(&fr[i], tmp, sizeof tmp);
+            for (const char *c = name; *c; c++) /* ';' and ' ' separate the folded format */
+                fputc(*c == ';' || *c == ' ' ? '_' : *c, x->folded);
+            if (i)
+                fputc(';', x->folded);
+        }
+        fprintf(x->folded, " %" PRId64 "\n", r->count);
+    }
+    cs_frames_free(fr, n);
+    x->rows++;
+    return x->failed ? -1 : 0;
+}
+
+static void usage(void)
+{
+    fputs("usage: crashscope export --type cpu|wall [--format pprof|folded] [--pid N]\n"
+          "                         [--seconds N] [--db PATH] -o FILE\n"
+          "  --seconds N   only the last N seconds of the window (default: all of it)\n"
+          "  -o -          folded output to standard output\n",
+          stderr);
+}
+
+int cs_cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, 0, 't'}, {"format", required_argument, 0, 'f'},
+        {"pid", required_argument, 0, 'p'},  {"seconds", required_argument, 0, 's'},
+        {"db", required_argument, 0, 'd'},   {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    const char *type = NULL, *format = "pprof", *out = NULL, *opt_db = NULL;
+    long pid = 0, seconds = 0;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        char *end;
+        switch (o) {
+        case 't': type = optarg; break;
+        case 'f': format = optarg; break;
+        case 'd': opt_db = optarg; break;
+        case 'o': out = optarg; break;
+        case 'p':
+            pid = strtol(optarg, &end, 10);
+            if (*end || pid <= 0) {
+                cs_cli_error("--pid '%s' is not a process id", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            seconds = strtol(optarg, &end, 10);
+            if (*end || seconds <= 0) {
+                cs_cli_error("--seconds '%s' is not a positive number", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (!type || (strcmp(type, "cpu") && strcmp(type, "wall"))) {
+        cs_cli_error("--type must be cpu or wall");
+        usage();
+        return 2;
+    }
+    if (strcmp(format, "pprof") && strcmp(format, "folded")) {
+        cs_cli_error("--format must be pprof or folded");
+        return 2;
+    }
+    if (!out) {
+        cs_cli_error("-o FILE is required");
+        usage();
+        return 2;
+    }
+    cs_config c;
+    cs_config_load(&c, 0);
+    const char *path = cs_cli_db_path(opt_db, &c);
+    if (!path) {
+        cs_cli_error("no database: set CRASHSCOPE_DB or pass --db");
+        return 1;
+    }
+    char err[512];
+    cs_db *db = cs_db_open(path, 1, err, sizeof err);
+    if (!db) {
+        cs_cli_error("%s", err);
+        return 1;
+    }
+    int64_t from = 0, until = 0;
+    if (!cs_db_time_range(db, type, (int)pid, &from, &until)) {
+        if (pid)
+            cs_cli_error("no %s samples of pid %ld in %s", type, pid, path);
+        else
+            cs_cli_error("no %s samples in %s yet", type, path);
+        cs_db_close(db);
+        return 1;
+    }
+    if (seconds && until - seconds + 1 > from)
+        from = until - seconds + 1;
+    int cpu_hz, wall_hz;
+    cs_db_rates(db, (int)pid, &cpu_hz, &wall_hz);
+    int hz = !strcmp(type, "cpu") ? cpu_hz : wall_hz;
+    if (hz <= 0)
+        hz = !strcmp(type, "cpu") ? CS_DEFAULT_CPU_HZ : CS_DEFAULT_WALL_HZ;
+
+    export_ctx x = {.db = db, .period = 1000000000LL / hz};
+    if (!strcmp(format, "pprof")) {
+        x.pp = cs_pprof_new(type, "nanoseconds", x.period, from * 1000000000LL,
+                            (until - from + 1) * 1000000000LL);
+        if (!x.pp || cs_pprof_add_sample_type(x.pp, "samples", "count") < 0 ||
+            cs_pprof_add_sample_type(x.pp, type, "nanoseconds") < 0) {
+            cs_cli_error("out of memory");
+            cs_db_close(db);
+            return 1;
+        }
+    } else {
+        x.folded = !strcmp(out, "-") ? stdout : fopen(out, "w");
+        if (!x.folded) {
+            cs_cli_error("cannot write %s: %s", out, strerror(errno));
+            cs_db_close(db);
+            return 1;
+        }
+    }
+    cs_query q = {.profile = type, .pid = (int)pid, .from_ts = from, .until_ts = until};
+    int rc = cs_db_profile_rows(db, &q, on_row, &x);
+    if (rc != 0 || x.failed) {
+        cs_cli_error("reading %s failed: %s", path, x.failed ? "out of memory" : cs_db_error(db));
+        rc = 1;
+    }
+    if (x.pp) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (rc == 0 && cs_pprof_encode(x.pp, 1, &buf, &len) == 0) {
+            FILE *f = fopen(out, "wb");
+            if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+                cs_cli_error("cannot write %s: %s", out, strerror(errno));
+                rc = 1;
+            }
+        } else if (rc == 0) {
+            cs_cli_error("cannot encode the profile");
+            rc = 1;
+        }
+        free(buf);
+        cs_pprof_free(x.pp);
+    } else if (x.folded != stdout) {
+        if (fclose(x.folded) != 0)
+            rc = 1;
+    }
+    if (rc == 0)
+        fprintf(stderr, "crashscope: wrote %zu stacks of %s samples (%" PRId64 "..%" PRId64
+                        ") to %s\n",
+                x.rows, type, from, until, out);
+    cs_db_close(db);
+    return rc;
+}

@@ -1,0 +1,151 @@
+/*
+ * run.c: `crashscope run [options] -- CMD ARGS...`.
+ *
+ * Preloads the recorder into CMD, says in one line where the data goes, and exits with
+ * CMD's own status (128+N when CMD was killed by signal N, as a shell reports it). Like a
+ * shell, it ignores the terminal's SIGINT/SIGQUIT (the child gets them from the terminal)
+ * and passes on SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t child_pid;
+
+static void forward(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+/* Finds libcrashscope.so next to this binary, or in ../lib[/crashscope] (installed). */
+static int find_library(char *out, size_t len)
+{
+    const char *env = getenv("CRASHSCOPE_LIBRARY");
+    if (env && access(env, R_OK) == 0) {
+        snprintf(out, len, "%s", env);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    static const char *const rel[] = {"/libcrashscope.so", "/../lib/crashscope/libcrashscope.so",
+                                      "/../lib/libcrashscope.so"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s%s", self, rel[i]);
+        if (access(p, R_OK) == 0 && realpath(p, out))
+            return 0;
+    }
+    return -1;
+}
+
+static void usage(void)
+{
+    fputs("usage: crashscope run [--db PATH] [--app-name NAME] [--tags k=v,...]\n"
+          "                      [--cpu-hz N] [--wall-hz N] [--window SECONDS] -- CMD [ARGS...]\n",
+          stderr);
+}
+
+int cs_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},     {"app-name", required_argument, 0, 'a'},
+        {"tags", required_argument, 0, 't'},   {"cpu-hz", required_argument, 0, 'c'},
+        {"wall-hz", required_argument, 0, 'w'}, {"window", required_argument, 0, 'W'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        const char *var = NULL;
+        switch (o) {
+        case 'd': var = "CRASHSCOPE_DB"; break;
+        case 'a': var = "CRASHSCOPE_APP_NAME"; break;
+        case 't': var = "CRASHSCOPE_TAGS"; break;
+        case 'c': var = "CRASHSCOPE_CPU_HZ"; break;
+        case 'w': var = "CRASHSCOPE_WALL_HZ"; break;
+        case 'W': var = "CRASHSCOPE_WINDOW_SECONDS"; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+        setenv(var, optarg, 1);
+    }
+    if (optind >= argc) {
+        usage();
+        return 2;
+    }
+    char **cmd = argv + optind;
+
+    char lib[PATH_MAX];
+    if (find_library(lib, sizeof lib) != 0) {
+        cs_cli_error("cannot find libcrashscope.so next to this program "
+                     "(set CRASHSCOPE_LIBRARY to its path)");
+        return 127;
+    }
+    /* Read the configuration the way the shim will, so the line below is the truth; the
+     * shim itself reports any bad value once, in the child. */
+    cs_config c;
+    cs_config_load(&c, 0);
+    const char *pre = getenv("LD_PRELOAD");
+    char *preload = NULL;
+    if (asprintf(&preload, "%s%s%s", lib, pre && *pre ? ":" : "", pre && *pre ? pre : "") < 0)
+        return 127;
+    setenv("LD_PRELOAD", preload, 1);
+    free(preload);
+
+    if (!c.enabled)
+        fprintf(stderr, "crashscope: CRASHSCOPE_ENABLED=0: running %s without recording\n",
+                cmd[0]);
+    else
+        fprintf(stderr, "crashscope: recording %s into %s (cpu %d Hz, wall %d Hz, window %d s)\n",
+                cmd[0], c.db_path[0] ? c.db_path : "(no database: HOME unset)", c.cpu_hz,
+                c.wall_hz, c.window_seconds);
+    fflush(stderr);
+
+    struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward}, old_int,
+                     old_quit;
+    sigemptyset(&ign.sa_mask);
+    sigemptyset(&fwd.sa_mask);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cs_cli_error("fork: %s", strerror(errno));
+        return 127;
+    }
+    if (pid == 0) {
+        execvp(cmd[0], cmd);
+        int e = errno;
+        cs_cli_error("cannot run %s: %s", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    child_pid = pid;
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
+    sigaction(SIGUSR1, &fwd, NULL);
+    sigaction(SIGUSR2, &fwd, NULL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            cs_cli_error("waitpid: %s", strerror(errno));
+            return 127;
+        }
+    }
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}

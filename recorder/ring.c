@@ -1,0 +1,95 @@
+/*
+ * ring.c: a bounded multi-producer, single-consumer queue of fixed-size samples.
+ *
+ * The design is Vyukov's bounded queue: each slot carries a sequence number that tells
+ * producers whether it is free for their lap and the consumer whether it is filled. Claims
+ * are a single compare-and-swap on the head, so a signal handler can produce without locks.
+ * It must never block a producer, and never hand the consumer a half-written slot.
+ */
+#include "ring.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#define CS_RING_SLOTS 2048u /* power of two; ~3.3 MiB, >1 s of 200 busy threads at 100 Hz */
+
+typedef struct slot {
+    _Atomic size_t seq;
+    cs_sample s;
+} slot;
+
+static slot *ring;
+static _Atomic size_t head;
+static size_t tail; /* consumer only */
+static _Atomic uint64_t dropped;
+
+void cs_ring_reset(void)
+{
+    for (size_t i = 0; i < CS_RING_SLOTS; i++)
+        atomic_store_explicit(&ring[i].seq, i, memory_order_relaxed);
+    atomic_store(&head, 0);
+    tail = 0;
+}
+
+int cs_ring_init(void)
+{
+    if (ring)
+        return 0;
+    void *p = mmap(NULL, sizeof(slot) * CS_RING_SLOTS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    ring = p;
+    cs_ring_reset();
+    return 0;
+}
+
+cs_sample *cs_ring_claim(void)
+{
+    if (!ring)
+        return NULL;
+    size_t pos = atomic_load_explicit(&head, memory_order_relaxed);
+    for (;;) {
+        slot *sl = &ring[pos & (CS_RING_SLOTS - 1)];
+        size_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
+        intptr_t diff = (intptr_t)seq - (intptr_t)pos;
+        if (diff == 0) {
+            if (atomic_compare_exchange_weak_explicit(&head, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
+                return &sl->s;
+        } else if (diff < 0) {
+            atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+            return NULL;
+        } else {
+            pos = atomic_load_explicit(&head, memory_order_relaxed);
+        }
+    }
+}
+
+void cs_ring_commit(cs_sample *s)
+{
+    slot *sl = (slot *)((char *)s - offsetof(slot, s));
+    size_t seq = atomic_load_explicit(&sl->seq, memory_order_relaxed);
+    atomic_store_explicit(&sl->seq, seq + 1, memory_order_release);
+}
+
+cs_sample *cs_ring_peek(void)
+{
+    if (!ring)
+        return NULL;
+    slot *sl = &ring[tail & (CS_RING_SLOTS - 1)];
+    size_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
+    return seq == tail + 1 ? &sl->s : NULL;
+}
+
+void cs_ring_release(void)
+{
+    slot *sl = &ring[tail & (CS_RING_SLOTS - 1)];
+    atomic_store_explicit(&sl->seq, tail + CS_RING_SLOTS, memory_order_release);
+    tail++;
+}
+
+uint64_t cs_ring_dropped(void)
+{
+    return atomic_load_explicit(&dropped, memory_order_relaxed);
+}

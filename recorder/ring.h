@@ -1,0 +1,53 @@
+/*
+ * ring.h: the lock-free queue between the sampling signal handlers and the writer.
+ *
+ * Many producers (signal handlers on any thread, the wall ticker) and one consumer (the
+ * writer thread). Producers never block, never allocate and never take a lock: when the
+ * ring is full the sample is dropped and counted. The memory is mapped once at start.
+ */
+#ifndef CS_RING_H
+#define CS_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS_MAX_FRAMES 200
+
+enum cs_sample_kind {
+    CS_KIND_CPU = 1,
+    CS_KIND_WALL = 2,
+    /* A wall sample of a thread that has not run since its last stack was taken: the
+     * writer reuses that stack, so waiting threads are recorded without a signal. */
+    CS_KIND_WALL_IDLE = 3,
+};
+
+typedef struct cs_sample {
+    uint64_t time_ns; /* CLOCK_REALTIME */
+    int32_t tid;
+    uint16_t kind;
+    uint16_t nframes;
+    uint32_t count; /* samples this record stands for (CPU timer overruns + 1) */
+    char thread_name[16];
+    uint64_t ips[CS_MAX_FRAMES]; /* innermost first; ips[0] is the interrupted pc */
+} cs_sample;
+
+/* Returns 0, or -1 if the ring could not be mapped. Idempotent. */
+int cs_ring_init(void);
+/* Forgets every queued sample: the child of a fork must not write its parent's samples. */
+void cs_ring_reset(void);
+
+/* Producer side, async-signal-safe. Returns a slot to fill or NULL when full; the slot is
+ * published by cs_ring_commit. Between the two calls the producer must not be interrupted
+ * by another producer on the same thread that waits for it (signal handlers never wait). */
+cs_sample *cs_ring_claim(void);
+void cs_ring_commit(cs_sample *s);
+
+/* Consumer side: the next committed sample, or NULL; release it when copied. */
+cs_sample *cs_ring_peek(void);
+void cs_ring_release(void);
+
+/* Samples dropped because the ring was full, since start (monotonic). */
+uint64_t cs_ring_dropped(void);
+
+#endif

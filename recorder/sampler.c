@@ -1,0 +1,256 @@
+/*
+ * sampler.c: the sampling signal handler and the wall-clock ticker.
+ *
+ * The handler runs on the interrupted thread, on its own stack. It claims a ring slot,
+ * unwinds from the signal context and commits; it takes no lock, allocates nothing and
+ * preserves errno. A sampling signal that was not sent by crashscope is passed on to the
+ * program's own action for that signal.
+ * The ticker never signals a thread that has used no CPU since its last stack was taken: a
+ * waiting thread's stack cannot have changed, and a signal would cut its wait short.
+ */
+#include "sampler.h"
+
+#include "shim.h"
+#include "signals.h"
+#include "threads.h"
+#include "unwind.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A thread that used less CPU than this since its last sample is treated as waiting. */
+#define IDLE_CPU_NS 100000ull
+
+static int sample_sig = -1;
+static int cpu_hz, wall_hz;
+static pid_t my_pid;
+static pthread_t ticker;
+static _Atomic int ticker_running;
+static _Atomic int ticker_stop;
+static __thread unsigned interrupts __attribute__((tls_model("initial-exec")));
+
+int cs_sampler_signal(void)
+{
+    return sample_sig;
+}
+
+int cs_sampler_cpu_hz(void)
+{
+    return cpu_hz;
+}
+
+unsigned cs_sampler_interrupts(void)
+{
+    return interrupts;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    if (clock_gettime(clk, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+    return (clockid_t)((~(unsigned)tid << 3) | 6);
+}
+
+static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
+{
+    int saved_errno = errno;
+    int kind = 0;
+    if (si->si_code == SI_TIMER && si->si_value.sival_int == CS_KIND_CPU)
+        kind = CS_KIND_CPU;
+    else if (si->si_code == SI_QUEUE && si->si_pid == my_pid &&
+             si->si_value.sival_int == CS_KIND_WALL)
+        kind = CS_KIND_WALL;
+    if (!kind) {
+        cs_signals_chain(sig, si, ucv);
+        errno = saved_errno;
+        return;
+    }
+    interrupts++;
+    cs_thread *t = cs_thread_self();
+    if (!t || !cs_shim_active()) {
+        errno = saved_errno;
+        return;
+    }
+    cs_sample *s = cs_ring_claim();
+    if (s) {
+        s->time_ns = now_ns(CLOCK_REALTIME);
+        s->tid = t->tid;
+        s->kind = (uint16_t)kind;
+        s->count = kind == CS_KIND_CPU && si->si_overrun > 0 ? 1u + (unsigned)si->si_overrun : 1u;
+        prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
+        memcpy(t->name, s->thread_name, sizeof t->name);
+        s->nframes = (uint16_t)cs_unwind_signal_context(ucv, s->ips, CS_MAX_FRAMES);
+        cs_ring_commit(s);
+        if (kind == CS_KIND_WALL && s->nframes)
+            atomic_store_explicit(&t->have_wall_stack, 1, memory_order_relaxed);
+    }
+    if (kind == CS_KIND_WALL)
+        atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent), memory_order_release);
+    atomic_store_explicit(&t->cpu_ns_after_sample, now_ns(CLOCK_THREAD_CPUTIME_ID),
+                          memory_order_relaxed);
+    errno = saved_errno;
+}
+
+static void push_idle(cs_thread *t, pid_t tid, uint64_t when)
+{
+    cs_sample *s = cs_ring_claim();
+    if (!s)
+        return;
+    s->time_ns = when;
+    s->tid = tid;
+    s->kind = CS_KIND_WALL_IDLE;
+    s->count = 1;
+    s->nframes = 0;
+    memcpy(s->thread_name, t->name, sizeof s->thread_name);
+    s->thread_name[15] = 0;
+    cs_ring_commit(s);
+}
+
+static void wall_tick(int *rr)
+{
+    int hw = cs_thread_high_water();
+    int sent = 0;
+    uint64_t when = now_ns(CLOCK_REALTIME);
+    for (int k = 0; k < hw; k++) {
+        int i = (*rr + k) % hw;
+        cs_thread *t = cs_thread_at(i);
+        if (atomic_load_explicit(&t->state, memory_order_acquire) != CS_SLOT_LIVE)
+            continue;
+        pid_t tid = t->tid;
+        uint64_t cpu = now_ns(thread_cpu_clock(tid));
+        if (cpu == 0)
+            continue; /* the thread is gone */
+        int have = atomic_load_explicit(&t->have_wall_stack, memory_order_relaxed);
+        uint64_t after = atomic_load_explicit(&t->cpu_ns_after_sample, memory_order_relaxed);
+        int pending = atomic_load(&t->wall_sent) != atomic_load(&t->wall_done);
+        if (have && cpu - after < IDLE_CPU_NS) {
+            push_idle(t, tid, when);
+        } else if (!pending && sent < CS_WALL_SIGNALS_PER_TICK) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            si.si_signo = sample_sig;
+            si.si_code = SI_QUEUE;
+            si.si_pid = my_pid;
+            si.si_uid = getuid();
+            si.si_value.sival_int = CS_KIND_WALL;
+            atomic_fetch_add(&t->wall_sent, 1);
+            if (syscall(SYS_rt_tgsigqueueinfo, my_pid, tid, sample_sig, &si) != 0)
+                atomic_store(&t->wall_done, atomic_load(&t->wall_sent));
+            sent++;
+        } else if (have) {
+            push_idle(t, tid, when); /* over the per-tick bound: its last stack stands in */
+        }
+    }
+    if (hw > 0)
+        *rr = (*rr + 1) % hw;
+}
+
+static void *ticker_main(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "crashscope-wall", 0, 0, 0);
+    long period = 1000000000L / wall_hz;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    int rr = 0;
+    while (!atomic_load(&ticker_stop)) {
+        next.tv_nsec += period;
+        while (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+        if (atomic_load(&ticker_stop))
+            break;
+        wall_tick(&rr);
+        /* After a stall (suspended process, overloaded machine) do not fire a burst. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec + 1)
+            next = now;
+    }
+    return NULL;
+}
+
+static void start_ticker(void)
+{
+    if (wall_hz <= 0 || atomic_load(&ticker_running))
+        return;
+    atomic_store(&ticker_stop, 0);
+    if (cs_spawn_internal(&ticker, ticker_main, NULL) == 0)
+        atomic_store(&ticker_running, 1);
+    else
+        cs_shim_degrade("cannot start the wall-clock sampling thread; no wall profile");
+}
+
+static void stop_ticker(void)
+{
+    if (!atomic_load(&ticker_running))
+        return;
+    atomic_store(&ticker_stop, 1);
+    pthread_join(ticker, NULL);
+    atomic_store(&ticker_running, 0);
+}
+
+int cs_sampler_start(const cs_config *c)
+{
+    cpu_hz = c->cpu_hz;
+    wall_hz = c->wall_hz;
+    my_pid = getpid();
+    if (cpu_hz <= 0 && wall_hz <= 0)
+        return 0;
+    if (cs_ring_init() != 0) {
+        cs_shim_degrade("cannot map the sample buffer; sampling is off");
+        return -1;
+    }
+    /* glibc keeps the first real-time signals for itself; programs that use real-time
+     * signals mostly take the lowest free ones, so search from the top. */
+    for (int s = SIGRTMAX - 2; s > SIGRTMIN + 4; s--) {
+        if (cs_signals_is_default(s)) {
+            sample_sig = s;
+            break;
+        }
+    }
+    if (sample_sig < 0 || cs_signals_claim(sample_sig, on_sample_signal, SA_RESTART) != 0) {
+        sample_sig = -1;
+        cs_shim_degrade("no free real-time signal for sampling; sampling is off");
+        return -1;
+    }
+    start_ticker();
+    return 0;
+}
+
+void cs_sampler_pause(void)
+{
+    stop_ticker();
+    cs_threads_disarm_all();
+}
+
+void cs_sampler_resume(void)
+{
+    cs_threads_rearm_all();
+    start_ticker();
+}
+
+void cs_sampler_after_fork_child(void)
+{
+    my_pid = getpid();
+    atomic_store(&ticker_running, 0); /* the parent's ticker does not exist here */
+    cs_ring_reset();
+    cs_threads_after_fork_child();
+    start_ticker();
+}

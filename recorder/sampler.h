@@ -1,0 +1,33 @@
+/*
+ * sampler.h: CPU-time and wall-clock stack sampling.
+ *
+ * CPU samples come from each thread's own CPU-time timer; wall samples from a ticker thread
+ * that, each wall period, signals the threads that ran since their last sample (at most
+ * CS_WALL_SIGNALS_PER_TICK of them) and records the others, which can only be waiting,
+ * with the stack they were last seen in, without disturbing them.
+ */
+#ifndef CS_SAMPLER_H
+#define CS_SAMPLER_H
+
+#include "config.h"
+#include "ring.h"
+
+#define CS_WALL_SIGNALS_PER_TICK 64
+
+/* Picks a free real-time signal, installs the handler, starts the wall ticker.
+ * Returns 0 or -1 (sampling off; the program runs on). */
+int cs_sampler_start(const cs_config *c);
+/* Stops the ticker and disarms every timer (before exec); restart after a failed exec. */
+void cs_sampler_pause(void);
+void cs_sampler_resume(void);
+/* In the child of a fork: new ticker, caller's timer re-armed. */
+void cs_sampler_after_fork_child(void);
+
+int cs_sampler_signal(void);
+int cs_sampler_cpu_hz(void);
+
+/* How many sampling signals this thread has handled; the sleep wrappers use it to tell an
+ * interruption by crashscope from one by the program's own signals. Async-signal-safe. */
+unsigned cs_sampler_interrupts(void);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * symbolize.c: the writer's view of the process's modules and their symbols.
+ *
+ * Modules are matched by their PT_LOAD segments (not by path), so an address in a gap
+ * between two libraries is never attributed to either. Symbol tables are loaded lazily and
+ * survive refreshes for modules still loaded at the same base. Must never be used from a
+ * signal handler (it allocates and reads files).
+ */
+#include "symbolize.h"
+
+#include "elfsym.h"
+
+#include <elf.h>
+#include <limits.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SEGS 8
+
+typedef struct module {
+    char *path;
+    uint64_t base;
+    uint64_t lo[MAX_SEGS], hi[MAX_SEGS];
+    int nseg;
+    cs_elfsym *sym;
+    int sym_tried;
+} module;
+
+struct cs_symbolizer {
+    module *mods;
+    int n;
+    unsigned long long adds, subs;
+    char exe[PATH_MAX];
+};
+
+typedef struct collect {
+    module *mods;
+    int n, cap;
+    const char *exe;
+    unsigned long long adds, subs;
+} collect;
+
+static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    collect *c = data;
+    c->adds = info->dlpi_adds;
+    c->subs = info->dlpi_subs;
+    const char *name = info->dlpi_name;
+    if (!name || !*name)
+        name = c->exe; /* the main program is reported without a name */
+    if (!*name || strstr(name, "linux-vdso") || strstr(name, "linux-gate"))
+        return 0;
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        module *m = realloc(c->mods, sizeof *m * (size_t)cap);
+        if (!m)
+            return 1;
+        c->mods = m;
+        c->cap = cap;
+    }
+    module *m = &c->mods[c->n];
+    memset(m, 0, sizeof *m);
+    m->base = info->dlpi_addr;
+    for (int i = 0; i < info->dlpi_phnum && m->nseg < MAX_SEGS; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        m->lo[m->nseg] = info->dlpi_addr + ph->p_vaddr;
+        m->hi[m->nseg] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+        m->nseg++;
+    }
+    m->path = strdup(name);
+    if (!m->path)
+        return 1;
+    c->n++;
+    return 0;
+}
+
+static int counters_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    unsigned long long *c = data;
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+    return 1;
+}
+
+static void free_modules(module *m, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(m[i].path);
+        if (m[i].sym)
+            cs_elfsym_close(m[i].sym);
+    }
+    free(m);
+}
+
+cs_symbolizer *cs_symbolizer_new(void)
+{
+    cs_symbolizer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    ssize_t n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1);
+    s->exe[n > 0 ? n : 0] = 0;
+    s->adds = s->subs = ~0ull;
+    cs_symbolizer_refresh(s);
+    return s;
+}
+
+int cs_symbolizer_refresh(cs_symbolizer *s)
+{
+    unsigned long long c[2] = {0, 0};
+    dl_iterate_phdr(counters_cb, c);
+    if (c[0] == s->adds && c[1] == s->subs)
+        return 0;
+    collect col = {.exe = s->exe};
+    dl_iterate_phdr(collect_cb, &col);
+    /* Keep loaded symbol tables of modules that are still there, at the same base. */
+    for (int i = 0; i < col.n; i++) {
+        for (int j = 0; j < s->n; j++) {
+            module *old = &s->mods[j];
+            if (old->sym_tried && old->base == col.mods[i].base &&
+                !strcmp(old->path, col.mods[i].path)) {
+                col.mods[i].sym = old->sym;
+                col.mods[i].sym_tried = 1;
+                old->sym = NULL;
+                break;
+            }
+        }
+    }
+    free_modules(s->mods, s->n);
+    s->mods = col.mods;
+    s->n = col.n;
+    s->adds = c[0];
+    s->subs = c[1];
+    return 1;
+}
+
+void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_symbol *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rel = ip;
+    out->module_index = -1;
+    uint64_t probe = return_address && ip > 0 ? ip - 1 : ip;
+    for (int i = 0; i < s->n; i++) {
+        module *m = &s->mods[i];
+        for (int k = 0; k < m->nseg; k++) {
+            if (probe < m->lo[k] || probe >= m->hi[k])
+                continue;
+            if (!m->sym_tried) {
+                m->sym_tried = 1;
+                m->sym = cs_elfsym_open(m->path);
+            }
+            out->module = m->path;
+            out->module_index = i;
+            out->rel = ip - m->base;
+            if (m->sym) {
+                out->build_id = cs_elfsym_build_id(m->sym);
+                out->function = cs_elfsym_lookup(m->sym, probe - m->base, NULL);
+            }
+            return;
+        }
+    }
+}
+
+void cs_symbolizer_free(cs_symbolizer *s)
+{
+    if (!s)
+        return;
+    free_modules(s->mods, s->n);
+    free(s);
+}

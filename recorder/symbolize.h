@@ -1,0 +1,31 @@
+/*
+ * symbolize.h: turns addresses of this process into module + offset + function name.
+ *
+ * Used by the writer thread only (never a signal handler). The module list comes from
+ * dl_iterate_phdr and is re-read when the loader reports a change; symbol tables are
+ * loaded from the files on first use and kept while the module stays loaded.
+ */
+#ifndef CS_SYMBOLIZE_H
+#define CS_SYMBOLIZE_H
+
+#include <stdint.h>
+
+typedef struct cs_symbolizer cs_symbolizer;
+
+typedef struct cs_symbol {
+    const char *module;   /* path, NULL for an address outside every module */
+    const char *build_id; /* lower-case hex or NULL */
+    uint64_t rel;         /* address relative to the module's ELF vaddrs (absolute if none) */
+    const char *function; /* NULL when no symbol covers it */
+    int module_index;     /* index in the current module list, -1 if none */
+} cs_symbol;
+
+cs_symbolizer *cs_symbolizer_new(void);
+/* Re-reads the module list if modules were loaded or unloaded. Returns 1 if it changed. */
+int cs_symbolizer_refresh(cs_symbolizer *s);
+/* RETURN_ADDRESS: the address is a return address (any frame but the interrupted one), so the
+ * call instruction before it is what is looked up. Strings live until the next refresh. */
+void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_symbol *out);
+void cs_symbolizer_free(cs_symbolizer *s);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * threads.h: the registry of the program's threads that crashscope samples.
+ *
+ * Threads enter through the pthread_create interposer (or at start, the main thread) and
+ * leave when their start routine returns or they call pthread_exit. Slots live in a static
+ * array read without locks by the wall ticker and written by the owning thread; nothing
+ * here allocates after start-up.
+ */
+#ifndef CS_THREADS_H
+#define CS_THREADS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define CS_MAX_THREADS 4096
+
+enum { CS_SLOT_FREE = 0, CS_SLOT_BUSY = 1, CS_SLOT_LIVE = 2 };
+
+typedef struct cs_thread {
+    _Atomic int state;
+    _Atomic pid_t tid;
+    timer_t cpu_timer;
+    int has_timer;
+    /* written by the sampling handler of this thread, read by the wall ticker */
+    _Atomic uint64_t cpu_ns_after_sample;
+    _Atomic uint32_t wall_sent, wall_done;
+    _Atomic int have_wall_stack;
+    char name[16];
+} cs_thread;
+
+/* The calling thread's slot, or NULL if it is not registered. Async-signal-safe. */
+cs_thread *cs_thread_self(void);
+
+/* Registers the calling thread and arms its CPU timer. Returns its slot or NULL. */
+cs_thread *cs_thread_register(void);
+/* Disarms and frees the calling thread's slot. */
+void cs_thread_unregister(void);
+
+/* Slot I of the table (for the wall ticker's scan); check state before use. */
+cs_thread *cs_thread_at(int i);
+int cs_thread_high_water(void);
+
+/* After fork, in the child: every slot but the caller's is gone; re-arm the caller. */
+void cs_threads_after_fork_child(void);
+/* Before exec: disarm every CPU timer (POSIX timers do not survive exec, but a pending
+ * signal would, and would kill the new image). After a failed exec: re-arm them. */
+void cs_threads_disarm_all(void);
+void cs_threads_rearm_all(void);
+
+/* Resolves the real pthread_create; called once from the constructor. */
+void cs_threads_init(void);
+
+/* The kernel's id of the calling thread (no glibc cache involved). Async-signal-safe. */
+pid_t cs_gettid(void);
+
+
+
+/* Starts one of crashscope's own threads: never registered or sampled, every signal
+ * blocked so the program's signals go to the program's threads. */
+#include <pthread.h>
+int cs_spawn_internal(pthread_t *t, void *(*fn)(void *), void *arg);
+#endif

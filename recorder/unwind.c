@@ -1,0 +1,250 @@
+/*
+ * unwind.c: signal-context stack unwinding with libunwind, guarded three ways.
+ *
+ * 1. libunwind is dlopen'ed with RTLD_LOCAL: linking it would put its _Unwind_* symbols
+ *    ahead of libgcc's for libraries loaded later (C++ extensions of a Python program).
+ * 2. dl_iterate_phdr is interposed: inside a sampling handler it walks a snapshot of the
+ *    module list (two buffers, readers counted, swapped by normal code) instead of taking
+ *    the loader lock. While a dlclose runs, handlers skip unwinding: the snapshot may still
+ *    name a module that is being unmapped.
+ * 3. A fault while reading a torn stack is caught by the fatal-signal handler, which jumps
+ *    back here (sigsetjmp per unwind), so a bad frame costs the sample, never the program.
+ * Must never allocate, lock or call the real dl_iterate_phdr from a handler.
+ */
+#include "unwind.h"
+
+#include "shim.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#define CS_MAX_MODULES 2048
+
+typedef int (*init_local2_fn)(unw_cursor_t *, unw_context_t *, int);
+typedef int (*step_fn)(unw_cursor_t *);
+typedef int (*get_reg_fn)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
+typedef int (*caching_fn)(unw_addr_space_t, unw_caching_policy_t);
+typedef int (*iterate_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+typedef int (*dlclose_fn)(void *);
+
+static struct {
+    init_local2_fn init_local2;
+    step_fn step;
+    get_reg_fn get_reg;
+    int ready;
+} unw;
+
+static iterate_fn real_iterate;
+static dlclose_fn real_dlclose;
+
+typedef struct snapshot {
+    struct dl_phdr_info mods[CS_MAX_MODULES];
+    int n;
+    unsigned long long adds, subs;
+} snapshot;
+
+static snapshot snaps[2];
+static _Atomic int current_snap;
+static _Atomic int snap_readers[2];
+static _Atomic int dlclose_busy;
+static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static __thread int in_unwind __attribute__((tls_model("initial-exec")));
+static __thread sigjmp_buf *recover __attribute__((tls_model("initial-exec")));
+/* Which snapshot this thread is reading (index + 1), so a fault inside a callback does not
+ * leave the reader count raised for ever. */
+static __thread int reading_snap __attribute__((tls_model("initial-exec")));
+
+/* --- the module snapshot ------------------------------------------------------------ */
+
+static int fill_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    snapshot *s = data;
+    if (s->n >= CS_MAX_MODULES)
+        return 1;
+    struct dl_phdr_info *m = &s->mods[s->n++];
+    memset(m, 0, sizeof *m);
+    memcpy(m, info, size < sizeof *m ? size : sizeof *m);
+    s->adds = info->dlpi_adds;
+    s->subs = info->dlpi_subs;
+    return 0;
+}
+
+static int counters_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    unsigned long long *c = data;
+    c[0] = info->dlpi_adds;
+    c[1] = info->dlpi_subs;
+    return 1;
+}
+
+static void refresh(int force)
+{
+    if (!real_iterate)
+        return;
+    pthread_mutex_lock(&refresh_lock);
+    int cur = atomic_load(&current_snap);
+    unsigned long long c[2] = {0, 0};
+    real_iterate(counters_cb, c);
+    if (!force && snaps[cur].n && c[0] == snaps[cur].adds && c[1] == snaps[cur].subs) {
+        pthread_mutex_unlock(&refresh_lock);
+        return;
+    }
+    int next = 1 - cur;
+    /* A reader of the spare buffer is a handler that started before the last swap; it
+     * finishes in microseconds. Give up this refresh rather than wait long. */
+    for (int i = 0; atomic_load(&snap_readers[next]) > 0; i++) {
+        if (i > 1000) {
+            pthread_mutex_unlock(&refresh_lock);
+            return;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    snaps[next].n = 0;
+    real_iterate(fill_cb, &snaps[next]);
+    atomic_store(&current_snap, next);
+    pthread_mutex_unlock(&refresh_lock);
+}
+
+void cs_unwind_refresh_modules(void)
+{
+    refresh(0);
+}
+
+CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    if (!in_unwind) {
+        if (!real_iterate)
+            real_iterate = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        return real_iterate ? real_iterate(cb, data) : 0;
+    }
+    int idx, ret = 0;
+    for (;;) {
+        idx = atomic_load(&current_snap);
+        atomic_fetch_add(&snap_readers[idx], 1);
+        if (atomic_load(&current_snap) == idx)
+            break;
+        atomic_fetch_sub(&snap_readers[idx], 1);
+    }
+    reading_snap = idx + 1;
+    snapshot *s = &snaps[idx];
+    for (int i = 0; i < s->n && ret == 0; i++)
+        ret = cb(&s->mods[i], sizeof s->mods[i], data);
+    reading_snap = 0;
+    atomic_fetch_sub(&snap_readers[idx], 1);
+    return ret;
+}
+
+CS_PUBLIC int dlclose(void *handle)
+{
+    if (!real_dlclose)
+        real_dlclose = (dlclose_fn)dlsym(RTLD_NEXT, "dlclose");
+    if (!real_dlclose)
+        return -1;
+    atomic_fetch_add(&dlclose_busy, 1);
+    int rc = real_dlclose(handle);
+    if (unw.ready)
+        refresh(0);
+    atomic_fetch_sub(&dlclose_busy, 1);
+    return rc;
+}
+
+/* --- unwinding ---------------------------------------------------------------------- */
+
+int cs_unwind_init(void)
+{
+    if (unw.ready)
+        return 0;
+    real_iterate = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
+    real_dlclose = (dlclose_fn)dlsym(RTLD_NEXT, "dlclose");
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return -1;
+    unw.init_local2 = (init_local2_fn)dlsym(h, "_ULx86_64_init_local2");
+    unw.step = (step_fn)dlsym(h, "_ULx86_64_step");
+    unw.get_reg = (get_reg_fn)dlsym(h, "_ULx86_64_get_reg");
+    caching_fn caching = (caching_fn)dlsym(h, "_ULx86_64_set_caching_policy");
+    unw_addr_space_t *as = dlsym(h, "_ULx86_64_local_addr_space");
+    if (!unw.init_local2 || !unw.step || !unw.get_reg || !caching || !as || !real_iterate)
+        return -1;
+    /* Not async-signal-safe itself, so set here; the per-thread cache makes warm unwinds
+     * a few microseconds and keeps threads out of each other's way. */
+    caching(*as, UNW_CACHE_PER_THREAD);
+    refresh(1);
+    unw.ready = 1;
+    cs_unwind_warm_thread();
+    return 0;
+}
+
+static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
+{
+    unw_cursor_t cursor;
+    volatile int n = 0;
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0) != 0) {
+        /* A fault while reading the stack. The fatal handler ran with SIGSEGV/SIGBUS
+         * blocked and we left it by longjmp: unblock them again. */
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGSEGV);
+        sigaddset(&s, SIGBUS);
+        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+        if (reading_snap) {
+            atomic_fetch_sub(&snap_readers[reading_snap - 1], 1);
+            reading_snap = 0;
+        }
+        recover = NULL;
+        in_unwind = 0;
+        return n;
+    }
+    recover = &jb;
+    in_unwind = 1;
+    if (unw.init_local2(&cursor, (unw_context_t *)uc, signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) ==
+        0) {
+        do {
+            unw_word_t ip;
+            if (unw.get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
+                break;
+            ips[n] = ip;
+            n = n + 1;
+        } while (n < max && unw.step(&cursor) > 0);
+    }
+    recover = NULL;
+    in_unwind = 0;
+    return n;
+}
+
+int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max)
+{
+    if (!unw.ready || atomic_load(&dlclose_busy) > 0 || in_unwind)
+        return 0;
+    return do_unwind(uc, ips, max, 1);
+}
+
+void cs_unwind_warm_thread(void)
+{
+    if (!unw.ready)
+        return;
+    ucontext_t uc;
+    uint64_t ips[8];
+    if (getcontext(&uc) == 0)
+        do_unwind(&uc, ips, 8, 0);
+}
+
+void cs_unwind_recover_from_fault(int sig)
+{
+    (void)sig;
+    if (recover)
+        siglongjmp(*recover, 1);
+}

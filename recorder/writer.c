@@ -1,0 +1,744 @@
+/*
+ * writer.c: drain, aggregate, symbolize, store.
+ *
+ * Owns every piece of state it touches (stack table, aggregates, database handle) from its
+ * one thread; the only shared things are the ring (lock-free) and db_lock, which is held
+ * around every SQLite call so that fork() never copies SQLite in the middle of a call
+ * (the child would inherit SQLite's internal mutexes locked). In the child the parent's
+ * state is abandoned, never freed or closed: it may be mid-update, and closing the parent's
+ * connection could checkpoint or unlink its files.
+ * Memory is bounded: the stack table is reset when it grows too large, and aggregates that
+ * cannot be written are dropped (and counted) rather than kept without limit.
+ */
+#include "writer.h"
+
+#include "../storage/storage.h"
+#include "ring.h"
+#include "shim.h"
+#include "symbolize.h"
+#include "threads.h"
+#include "unwind.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_STACKS      65536
+#define MAX_AGGS        200000
+#define DRAIN_PERIOD_NS 100000000L
+
+typedef struct stack_ent {
+    uint64_t hash;
+    uint64_t *ips;
+    int64_t *frame_ids; /* valid when db_id > 0 */
+    int64_t db_id;
+    int64_t touched;
+    uint16_t n;
+} stack_ent;
+
+typedef struct agg {
+    int64_t ts;
+    int32_t tid;
+    uint8_t kind;
+    uint32_t stack;
+    int64_t count;
+    char name[16];
+} agg;
+
+typedef struct ipframe {
+    uint64_t key; /* ip << 1 | return_address */
+    int64_t frame_id;
+} ipframe;
+
+typedef struct tidstack {
+    int32_t tid;
+    uint32_t stack;
+} tidstack;
+
+typedef struct writer {
+    cs_config cfg;
+    char app[256];
+    pthread_t thread;
+    int running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    const char *end_reason;
+    int done;
+
+    cs_db *db;
+    int db_failed;
+    int64_t process_id;
+    int pid;
+    cs_symbolizer *sym;
+
+    stack_ent *stacks;
+    int nstacks, cap_stacks;
+    uint32_t *stack_index; /* open addressing: stack number + 1, 0 = empty */
+    int index_cap;
+
+    agg *aggs;
+    int naggs, cap_aggs;
+    uint32_t *agg_index;
+    int agg_index_cap;
+
+    ipframe *ipf;
+    int ipf_cap, ipf_n;
+    tidstack *last_wall;
+    int lw_cap, lw_n;
+
+    int64_t last_flush_s;
+    unsigned flushes;
+    uint64_t dropped_aggs;
+    int said_busy;
+} writer;
+
+static writer *W;
+static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* --- the stack table ------------------------------------------------------------------- */
+
+static uint64_t hash_ips(const uint64_t *ips, int n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    for (int i = 0; i < n; i++)
+        h = mix(h ^ ips[i]) + 0x9e3779b97f4a7c15ull;
+    return h ? h : 1;
+}
+
+static void reset_stacks(writer *w)
+{
+    for (int i = 0; i < w->nstacks; i++) {
+        free(w->stacks[i].ips);
+        free(w->stacks[i].frame_ids);
+    }
+    w->nstacks = 0;
+    if (w->stack_index)
+        memset(w->stack_index, 0, sizeof *w->stack_index * (size_t)w->index_cap);
+    w->lw_n = 0;
+    if (w->last_wall)
+        memset(w->last_wall, 0, sizeof *w->last_wall * (size_t)w->lw_cap);
+}
+
+static int grow_stack_index(writer *w)
+{
+    int cap = w->index_cap ? w->index_cap * 2 : 4096;
+    uint32_t *idx = calloc((size_t)cap, sizeof *idx);
+    if (!idx)
+        return -1;
+    for (int i = 0; i < w->nstacks; i++) {
+        size_t p = w->stacks[i].hash & (size_t)(cap - 1);
+        while (idx[p])
+            p = (p + 1) & (size_t)(cap - 1);
+        idx[p] = (uint32_t)i + 1;
+    }
+    free(w->stack_index);
+    w->stack_index = idx;
+    w->index_cap = cap;
+    return 0;
+}
+
+/* Returns the stack number of IPS, adding it if new; -1 when out of memory or full. */
+static int intern_stack(writer *w, const uint64_t *ips, int n)
+{
+    uint64_t h = hash_ips(ips, n);
+    if (w->index_cap) {
+        size_t p = h & (size_t)(w->index_cap - 1);
+        for (uint32_t e; (e = w->stack_index[p]); p = (p + 1) & (size_t)(w->index_cap - 1)) {
+            stack_ent *s = &w->stacks[e - 1];
+            if (s->hash == h && s->n == n && !memcmp(s->ips, ips, sizeof *ips * (size_t)n))
+                return (int)e - 1;
+        }
+    }
+    if (w->nstacks >= MAX_STACKS)
+        return -1;
+    if ((w->nstacks + 1) * 2 > w->index_cap && grow_stack_index(w) != 0)
+        return -1;
+    if (w->nstacks == w->cap_stacks) {
+        int cap = w->cap_stacks ? w->cap_stacks * 2 : 1024;
+        stack_ent *s = realloc(w->stacks, sizeof *s * (size_t)cap);
+        if (!s)
+            return -1;
+        w->stacks = s;
+        w->cap_stacks = cap;
+    }
+    stack_ent *s = &w->stacks[w->nstacks];
+    memset(s, 0, sizeof *s);
+    s->ips = malloc(sizeof *ips * (size_t)(n ? n : 1));
+    if (!s->ips)
+        return -1;
+    memcpy(s->ips, ips, sizeof *ips * (size_t)n);
+    s->n = (uint16_t)n;
+    s->hash = h;
+    size_t p = h & (size_t)(w->index_cap - 1);
+    while (w->stack_index[p])
+        p = (p + 1) & (size_t)(w->index_cap - 1);
+    w->stack_index[p] = (uint32_t)w->nstacks + 1;
+    return w->nstacks++;
+}
+
+/* --- aggregates -------------------------------------------------------------------------- */
+
+static uint64_t agg_hash(int64_t ts, int32_t tid, uint8_t kind, uint32_t stack)
+{
+    return mix((uint64_t)ts * 31 + (uint64_t)(uint32_t)tid * 1000003ull + kind * 7919ull +
+               (uint64_t)stack * 0x9e3779b97f4a7c15ull);
+}
+
+static int grow_agg_index(writer *w)
+{
+    int cap = w->agg_index_cap ? w->agg_index_cap * 2 : 4096;
+    uint32_t *idx = calloc((size_t)cap, sizeof *idx);
+    if (!idx)
+        return -1;
+    for (int i = 0; i < w->naggs; i++) {
+        agg *a = &w->aggs[i];
+        size_t p = agg_hash(a->ts, a->tid, a->kind, a->stack) & (size_t)(cap - 1);
+        while (idx[p])
+            p = (p + 1) & (size_t)(cap - 1);
+        idx[p] = (uint32_t)i + 1;
+    }
+    free(w->agg_index);
+    w->agg_index = idx;
+    w->agg_index_cap = cap;
+    return 0;
+}
+
+static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t stack,
+                    int64_t count, const char *name)
+{
+    uint64_t h = agg_hash(ts, tid, kind, stack);
+    if (w->agg_index_cap) {
+        size_t p = h & (size_t)(w->agg_index_cap - 1);
+        for (uint32_t e; (e = w->agg_index[p]); p = (p + 1) & (size_t)(w->agg_index_cap - 1)) {
+            agg *a = &w->aggs[e - 1];
+            if (a->ts == ts && a->tid == tid && a->kind == kind && a->stack == stack) {
+                a->count += count;
+                return;
+            }
+        }
+    }
+    if (w->naggs >= MAX_AGGS || ((w->naggs + 1) * 2 > w->agg_index_cap && grow_agg_index(w))) {
+        w->dropped_aggs++;
+        return;
+    }
+    if (w->naggs == w->cap_aggs) {
+        int cap = w->cap_aggs ? w->cap_aggs * 2 : 1024;
+        agg *a = realloc(w->aggs, sizeof *a * (size_t)cap);
+        if (!a) {
+            w->dropped_aggs++;
+            return;
+        }
+        w->aggs = a;
+        w->cap_aggs = cap;
+    }
+    agg *a = &w->aggs[w->naggs];
+    a->ts = ts;
+    a->tid = tid;
+    a->kind = kind;
+    a->stack = stack;
+    a->count = count;
+    memcpy(a->name, name, sizeof a->name);
+    a->name[15] = 0;
+    size_t p = h & (size_t)(w->agg_index_cap - 1);
+    while (w->agg_index[p])
+        p = (p + 1) & (size_t)(w->agg_index_cap - 1);
+    w->agg_index[p] = (uint32_t)w->naggs + 1;
+    w->naggs++;
+}
+
+static void clear_aggs(writer *w)
+{
+    w->naggs = 0;
+    if (w->agg_index)
+        memset(w->agg_index, 0, sizeof *w->agg_index * (size_t)w->agg_index_cap);
+}
+
+/* --- last wall stack per thread (for idle samples) ------------------------------------------ */
+
+static tidstack *last_wall_slot(writer *w, int32_t tid, int create)
+{
+    if (create && (w->lw_n + 1) * 2 > w->lw_cap) {
+        int cap = w->lw_cap ? w->lw_cap * 2 : 256;
+        tidstack *n = calloc((size_t)cap, sizeof *n);
+        if (!n)
+            return NULL;
+        for (int i = 0; i < w->lw_cap; i++) {
+            if (!w->last_wall[i].tid)
+                continue;
+            size_t p = mix((uint64_t)w->last_wall[i].tid) & (size_t)(cap - 1);
+            while (n[p].tid)
+                p = (p + 1) & (size_t)(cap - 1);
+            n[p] = w->last_wall[i];
+        }
+        free(w->last_wall);
+        w->last_wall = n;
+        w->lw_cap = cap;
+    }
+    if (!w->lw_cap)
+        return NULL;
+    size_t p = mix((uint64_t)tid) & (size_t)(w->lw_cap - 1);
+    for (; w->last_wall[p].tid; p = (p + 1) & (size_t)(w->lw_cap - 1))
+        if (w->last_wall[p].tid == tid)
+            return &w->last_wall[p];
+    if (!create)
+        return NULL;
+    w->last_wall[p].tid = tid;
+    w->lw_n++;
+    return &w->last_wall[p];
+}
+
+/* --- draining the ring --------------------------------------------------------------------- */
+
+static void drain(writer *w)
+{
+    cs_sample *s;
+    while ((s = cs_ring_peek())) {
+        int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
+        int stack = -1;
+        uint8_t kind = (uint8_t)s->kind;
+        if (kind == CS_KIND_WALL_IDLE) {
+            tidstack *t = last_wall_slot(w, s->tid, 0);
+            if (t)
+                stack = (int)t->stack;
+            kind = CS_KIND_WALL;
+        } else {
+            stack = intern_stack(w, s->ips, s->nframes);
+            if (kind == CS_KIND_WALL && stack >= 0 && s->nframes) {
+                tidstack *t = last_wall_slot(w, s->tid, 1);
+                if (t)
+                    t->stack = (uint32_t)stack;
+            }
+        }
+        if (stack >= 0)
+            add_agg(w, ts, s->tid, kind, (uint32_t)stack, s->count, s->thread_name);
+        else
+            w->dropped_aggs++;
+        cs_ring_release();
+    }
+}
+
+/* --- writing -------------------------------------------------------------------------------- */
+
+static int ipf_lookup(writer *w, uint64_t key, int64_t *id)
+{
+    if (!w->ipf_cap)
+        return 0;
+    size_t p = mix(key) & (size_t)(w->ipf_cap - 1);
+    for (; w->ipf[p].key; p = (p + 1) & (size_t)(w->ipf_cap - 1))
+        if (w->ipf[p].key == key) {
+            *id = w->ipf[p].frame_id;
+            return 1;
+        }
+    return 0;
+}
+
+static void ipf_clear(writer *w)
+{
+    if (w->ipf)
+        memset(w->ipf, 0, sizeof *w->ipf * (size_t)w->ipf_cap);
+    w->ipf_n = 0;
+}
+
+static void ipf_store(writer *w, uint64_t key, int64_t id)
+{
+    if ((w->ipf_n + 1) * 2 > w->ipf_cap) {
+        if (w->ipf_cap >= (1 << 20)) {
+            ipf_clear(w); /* bounded: forget and re-resolve rather than grow without end */
+        } else {
+            int cap = w->ipf_cap ? w->ipf_cap * 2 : 4096;
+            ipframe *n = calloc((size_t)cap, sizeof *n);
+            if (!n)
+                return;
+            for (int i = 0; i < w->ipf_cap; i++) {
+                if (!w->ipf[i].key)
+                    continue;
+                size_t p = mix(w->ipf[i].key) & (size_t)(cap - 1);
+                while (n[p].key)
+                    p = (p + 1) & (size_t)(cap - 1);
+                n[p] = w->ipf[i];
+            }
+            free(w->ipf);
+            w->ipf = n;
+            w->ipf_cap = cap;
+        }
+    }
+    size_t p = mix(key) & (size_t)(w->ipf_cap - 1);
+    while (w->ipf[p].key && w->ipf[p].key != key)
+        p = (p + 1) & (size_t)(w->ipf_cap - 1);
+    if (!w->ipf[p].key)
+        w->ipf_n++;
+    w->ipf[p].key = key;
+    w->ipf[p].frame_id = id;
+}
+
+static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now)
+{
+    uint64_t key = ip << 1 | (uint64_t)(return_address != 0);
+    int64_t id;
+    if (ipf_lookup(w, key, &id))
+        return id;
+    cs_symbol sym;
+    cs_symbolizer_lookup(w->sym, ip, return_address, &sym);
+    int64_t module_id = 0;
+    if (sym.module && (module_id = cs_db_module_id(w->db, sym.module, sym.build_id)) < 0)
+        return -1;
+    id = cs_db_frame_id(w->db, module_id, sym.rel, sym.function, now);
+    if (id > 0)
+        ipf_store(w, key, id);
+    return id;
+}
+
+static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
+{
+    int64_t touch_every = w->cfg.window_seconds / 4 > 1 ? w->cfg.window_seconds / 4 : 1;
+    if (s->db_id > 0 && now - s->touched < touch_every)
+        return s->db_id;
+    if (s->db_id > 0) {
+        /* Tell other processes' garbage collection that this stack and its frames live on. */
+        if (cs_db_stack_id(w->db, s->frame_ids, s->n ? s->n : 1, now) != s->db_id ||
+            cs_db_frames_touch(w->db, s->frame_ids, s->n ? s->n : 1, now) != 0)
+            return -1;
+        s->touched = now;
+        return s->db_id;
+    }
+    int n = s->n ? s->n : 1;
+    int64_t *ids = malloc(sizeof *ids * (size_t)n);
+    if (!ids)
+        return -1;
+    if (s->n == 0) {
+        /* The unwinder gave nothing (no libunwind, or a stack it could not read). */
+        ids[0] = cs_db_frame_id(w->db, 0, 0, "[unknown]", now);
+    }
+    for (int i = 0; i < s->n; i++) {
+        ids[i] = frame_for(w, s->ips[i], i > 0, now);
+        if (ids[i] < 0)
+            break;
+    }
+    int64_t id = -1;
+    if (ids[n - 1] > 0 && (s->n == 0 || ids[0] > 0))
+        id = cs_db_stack_id(w->db, ids, n, now);
+    if (id <= 0) {
+        free(ids);
+        return -1;
+    }
+    free(s->frame_ids);
+    s->frame_ids = ids;
+    s->db_id = id;
+    s->touched = now;
+    return id;
+}
+
+/* After a rollback every id handed out inside the transaction is void. */
+static void forget_db_ids(writer *w, int process_inserted)
+{
+    for (int i = 0; i < w->nstacks; i++)
+        w->stacks[i].db_id = 0;
+    ipf_clear(w);
+    if (process_inserted)
+        w->process_id = 0;
+}
+
+static void open_db(writer *w)
+{
+    char err[512];
+    if (!w->cfg.db_path[0]) {
+        w->db_failed = 1;
+        return;
+    }
+    if (cs_config_make_parent_dirs(w->cfg.db_path) != 0) {
+        cs_shim_degrade("cannot create the directory of CRASHSCOPE_DB; nothing is recorded");
+        w->db_failed = 1;
+        return;
+    }
+    w->db = cs_db_open(w->cfg.db_path, 0, err, sizeof err);
+    if (!w->db) {
+        cs_warn("cannot record into %s: %s", w->cfg.db_path, err);
+        w->db_failed = 1;
+    }
+}
+
+static void read_cmdline(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    size_t n = 0;
+    out[0] = 0;
+    if (f) {
+        n = fread(out, 1, len - 1, f);
+        fclose(f);
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!out[i])
+            out[i] = ' ';
+    out[n] = 0;
+}
+
+static void flush(writer *w, int final)
+{
+    int64_t now = now_s();
+    pthread_mutex_lock(&db_lock);
+    if (!w->db && !w->db_failed)
+        open_db(w);
+    if (!w->db) {
+        clear_aggs(w);
+        pthread_mutex_unlock(&db_lock);
+        return;
+    }
+    cs_symbolizer_refresh(w->sym);
+    if (cs_db_begin(w->db) != 0) {
+        if (!w->said_busy) {
+            cs_warn("database %s is busy (%s); keeping samples in memory and retrying",
+                    w->cfg.db_path, cs_db_error(w->db));
+            w->said_busy = 1;
+        }
+        if (w->naggs > MAX_AGGS / 2) {
+            w->dropped_aggs += (uint64_t)w->naggs;
+            clear_aggs(w);
+        }
+        pthread_mutex_unlock(&db_lock);
+        return;
+    }
+    int inserted = 0, ok = 1;
+    if (!w->process_id) {
+        char exe[PATH_MAX] = "", cmd[4096], host[256] = "";
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        read_cmdline(cmd, sizeof cmd);
+        gethostname(host, sizeof host - 1);
+        struct timespec st;
+        clock_gettime(CLOCK_REALTIME, &st);
+        cs_process_info p = {
+            .pid = w->pid,
+            .ppid = getppid(),
+            .app_name = w->app,
+            .exe = exe,
+            .cmdline = cmd,
+            .tags = w->cfg.tags,
+            .hostname = host,
+            .start_ns = realtime_ns(),
+            .cpu_hz = w->cfg.cpu_hz,
+            .wall_hz = w->cfg.wall_hz,
+            .window_seconds = w->cfg.window_seconds,
+        };
+        w->process_id = cs_db_process_insert(w->db, &p);
+        inserted = 1;
+        ok = w->process_id > 0;
+    }
+    int64_t cpu_period = w->cfg.cpu_hz ? 1000000000LL / w->cfg.cpu_hz : 0;
+    int64_t wall_period = w->cfg.wall_hz ? 1000000000LL / w->cfg.wall_hz : 0;
+    for (int i = 0; ok && i < w->naggs; i++) {
+        agg *a = &w->aggs[i];
+        int64_t sid = stack_db_id(w, &w->stacks[a->stack], now);
+        int cpu = a->kind == CS_KIND_CPU;
+        ok = sid > 0 &&
+             cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
+                              cpu ? "cpu" : "wall", sid, a->count,
+                              a->count * (cpu ? cpu_period : wall_period)) == 0;
+    }
+    if (ok)
+        ok = cs_db_process_seen(w->db, w->process_id, now) == 0;
+    if (ok && final)
+        ok = cs_db_process_end(w->db, w->process_id, realtime_ns(), w->end_reason) == 0;
+    if (ok)
+        ok = cs_db_trim(w->db, now - w->cfg.window_seconds, w->flushes % 60 == 0,
+                        now - 2 * (int64_t)w->cfg.window_seconds) == 0;
+    if (ok && cs_db_commit(w->db) == 0) {
+        clear_aggs(w);
+        w->said_busy = 0;
+    } else {
+        if (ok == 0)
+            cs_db_rollback(w->db);
+        if (!w->said_busy) {
+            cs_warn("could not write to %s (%s); will retry", w->cfg.db_path,
+                    cs_db_error(w->db));
+            w->said_busy = 1;
+        }
+        forget_db_ids(w, inserted);
+        if (w->naggs > MAX_AGGS / 2) {
+            w->dropped_aggs += (uint64_t)w->naggs;
+            clear_aggs(w);
+        }
+    }
+    w->flushes++;
+    pthread_mutex_unlock(&db_lock);
+    if (w->naggs == 0 && w->nstacks > MAX_STACKS * 3 / 4)
+        reset_stacks(w);
+}
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    prctl(PR_SET_NAME, "crashscope-db", 0, 0, 0);
+    if (!w->sym)
+        w->sym = cs_symbolizer_new();
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += DRAIN_PERIOD_NS;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_nsec -= 1000000000L;
+            dl.tv_sec++;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+        if (w->stop)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        cs_unwind_refresh_modules();
+        drain(w);
+        int64_t s = now_s();
+        if (s != w->last_flush_s && w->sym) {
+            w->last_flush_s = s;
+            flush(w, 0);
+        }
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    drain(w);
+    if (w->sym)
+        flush(w, 1);
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static int spawn(writer *w)
+{
+    w->stop = 0;
+    w->done = 0;
+    if (cs_spawn_internal(&w->thread, writer_main, w) != 0) {
+        cs_shim_degrade("cannot start the writer thread; nothing is recorded");
+        return -1;
+    }
+    w->running = 1;
+    return 0;
+}
+
+static void init_sync(writer *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+int cs_writer_start(const cs_config *c, const char *app_name)
+{
+    writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -1;
+    w->cfg = *c;
+    snprintf(w->app, sizeof w->app, "%s", app_name);
+    w->pid = getpid();
+    init_sync(w);
+    W = w;
+    return spawn(w);
+}
+
+void cs_writer_stop(const char *reason, int timeout_ms)
+{
+    writer *w = W;
+    if (!w || !w->running)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->end_reason = reason;
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_nsec -= 1000000000L;
+        dl.tv_sec++;
+    }
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    int finished = w->done;
+    pthread_mutex_unlock(&w->mu);
+    if (finished) {
+        pthread_join(w->thread, NULL);
+        w->running = 0;
+    }
+    /* else: the database stayed locked past the bound; exit goes on without the writer */
+}
+
+void cs_writer_restart(void)
+{
+    writer *w = W;
+    if (!w || w->running)
+        return;
+    if (w->db && w->process_id) {
+        /* The process did not end: clear the end mark the final flush left. */
+        pthread_mutex_lock(&db_lock);
+        w->end_reason = NULL;
+        pthread_mutex_unlock(&db_lock);
+    }
+    spawn(w);
+}
+
+void cs_writer_fork_prepare(void)
+{
+    if (W)
+        pthread_mutex_lock(&W->mu);
+    pthread_mutex_lock(&db_lock);
+}
+
+void cs_writer_fork_parent(void)
+{
+    pthread_mutex_unlock(&db_lock);
+    if (W)
+        pthread_mutex_unlock(&W->mu);
+}
+
+void cs_writer_fork_child(void)
+{
+    pthread_mutex_init(&db_lock, NULL);
+    writer *old = W;
+    if (!old)
+        return;
+    /* Abandon the parent's writer (its thread does not exist here; its state may be
+     * half-updated), keeping only the configuration. */
+    writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        W = NULL;
+        return;
+    }
+    w->cfg = old->cfg;
+    memcpy(w->app, old->app, sizeof w->app);
+    w->pid = getpid();
+    init_sync(w);
+    W = w;
+    spawn(w);
+}

@@ -1,0 +1,34 @@
+/*
+ * db_internal.h: the connection object shared by the files of storage/ (never used outside storage/).
+ */
+#ifndef CS_DB_INTERNAL_H
+#define CS_DB_INTERNAL_H
+
+#include "storage.h"
+
+#include <sqlite3.h>
+
+enum {
+    ST_PROCESS_INSERT,
+    ST_PROCESS_SEEN,
+    ST_PROCESS_END,
+    ST_MODULE_UPSERT,
+    ST_FRAME_UPSERT,
+    ST_FRAME_TOUCH,
+    ST_STACK_UPSERT,
+    ST_SAMPLE_INSERT,
+    ST_TRIM_SAMPLES,
+    ST_COUNT
+};
+
+struct cs_db {
+    sqlite3 *h;
+    sqlite3_stmt *st[ST_COUNT];
+    char err[256];
+};
+
+sqlite3_stmt *cs_db_stmt(cs_db *db, int which);
+int cs_db_exec(cs_db *db, const char *sql);
+void cs_db_set_error(cs_db *db, const char *what);
+
+#endif

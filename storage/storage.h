@@ -1,0 +1,95 @@
+/*
+ * storage.h: the SQLite database that holds the rolling window (and, later, crashes).
+ *
+ * storage/ owns the schema and every SQL statement of the project; nothing else writes SQL.
+ * One cs_db is one connection, used by one thread at a time. The database is shared by
+ * every process recorded into it (pre-fork servers): WAL mode, a busy timeout, and each
+ * process writing only its own rows. The schema is documented in docs/SCHEMA.md.
+ */
+#ifndef CS_STORAGE_H
+#define CS_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS_SCHEMA_VERSION 1
+
+typedef struct cs_db cs_db;
+
+/* Opens (and for writers creates and migrates) the database at PATH. On failure returns
+ * NULL and a one-line reason in ERR (never deletes or rewrites an existing file). */
+cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen);
+void cs_db_close(cs_db *db);
+/* The last error of DB as one line. */
+const char *cs_db_error(cs_db *db);
+
+/* --- the write path (storage/window.c) ------------------------------------------- */
+
+typedef struct cs_process_info {
+    int pid, ppid;
+    const char *app_name, *exe, *cmdline, *tags, *hostname;
+    int64_t start_ns;
+    int cpu_hz, wall_hz, window_seconds;
+} cs_process_info;
+
+int cs_db_begin(cs_db *db);    /* BEGIN IMMEDIATE */
+int cs_db_commit(cs_db *db);   /* 0, or -1 after rolling back */
+void cs_db_rollback(cs_db *db);
+
+int64_t cs_db_process_insert(cs_db *db, const cs_process_info *p);
+int cs_db_process_seen(cs_db *db, int64_t process_id, int64_t now_s);
+int cs_db_process_end(cs_db *db, int64_t process_id, int64_t now_ns, const char *reason);
+
+int64_t cs_db_module_id(cs_db *db, const char *path, const char *build_id);
+/* Returns the id of the native frame (module_id, address), inserting or touching it. */
+int64_t cs_db_frame_id(cs_db *db, int64_t module_id, uint64_t address, const char *function,
+                       int64_t now_s);
+int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s);
+/* Returns the id of the stack made of FRAME_IDS (innermost first), inserting or touching. */
+int64_t cs_db_stack_id(cs_db *db, const int64_t *frame_ids, int n, int64_t now_s);
+int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid,
+                     const char *thread_name, const char *profile, int64_t stack_id, int64_t count,
+                     int64_t value);
+/* Deletes samples older than OLDEST_TS; with GC, also stacks, frames, modules and finished
+ * processes nothing can refer to any more (untouched since before GC_BEFORE_S). */
+int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s);
+
+/* --- the read path (storage/read.c) ------------------------------------------------ */
+
+typedef struct cs_frame_row {
+    int64_t id;
+    char *function; /* NULL when unknown */
+    char *module;   /* path, NULL when none */
+    char *build_id;
+    char *file;
+    int64_t line;
+    uint64_t address;
+    char kind[8];   /* "native" or "python" */
+} cs_frame_row;
+
+typedef struct cs_profile_row {
+    int64_t stack_id;
+    int pid, tid;
+    char *thread_name;
+    int64_t count, value;
+} cs_profile_row;
+
+typedef struct cs_query {
+    const char *profile; /* "cpu", "wall" */
+    int pid;             /* 0: all */
+    int64_t from_ts, until_ts; /* inclusive seconds; 0: open */
+} cs_query;
+
+/* Calls CB for every (stack, pid, tid, thread) aggregate matching Q. Returns 0 or -1. */
+int cs_db_profile_rows(cs_db *db, const cs_query *q,
+                       int (*cb)(const cs_profile_row *row, void *arg), void *arg);
+/* The frames of stack ID, innermost first, in *OUT (malloc'd; free with cs_frames_free). */
+int cs_db_stack_frames(cs_db *db, int64_t stack_id, cs_frame_row **out, int *n);
+void cs_frames_free(cs_frame_row *f, int n);
+/* The time range covered by samples of PROFILE (and PID when non-zero). Returns 0 when the
+ * window is empty, 1 otherwise. */
+int cs_db_time_range(cs_db *db, const char *profile, int pid, int64_t *from, int64_t *until);
+/* The CPU and wall rates a process recorded with (for pprof periods); 0 when unknown. */
+int cs_db_rates(cs_db *db, int pid, int *cpu_hz, int *wall_hz);
+
+#endif
