@@ -1,0 +1,35 @@
+/* hot.c: burns CPU for N seconds (argv[1], default 5), almost all of it in hot_function.
+ * Exits with status 3 so tests can check that the status passes through. */
+#include <stdlib.h>
+#include <time.h>
+
+static volatile double sink;
+
+__attribute__((noinline)) void hot_function(void)
+{
+    double x = 0;
+    for (int i = 0; i < 2000000; i++)
+        x += i * 0.5;
+    sink = x;
+}
+
+__attribute__((noinline)) void cold_function(void)
+{
+    double x = 0;
+    for (int i = 0; i < 20000; i++)
+        x += i * 0.5;
+    sink = x;
+}
+
+int main(int argc, char **argv)
+{
+    double secs = argc > 1 ? atof(argv[1]) : 5;
+    struct timespec s, n;
+    clock_gettime(CLOCK_MONOTONIC, &s);
+    do {
+        hot_function();
+        cold_function();
+        clock_gettime(CLOCK_MONOTONIC, &n);
+    } while ((n.tv_sec - s.tv_sec) + (n.tv_nsec - s.tv_nsec) / 1e9 < secs);
+    return 3;
+}
