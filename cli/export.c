@@ -16,10 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct folded_line {
+    char *text;
+    int64_t count;
+} folded_line;
+
 typedef struct export_ctx {
     cs_db *db;
     cs_pprof *pp;
     FILE *folded;
+    /* Different addresses in one function fold to the same line: merged before writing. */
+    folded_line *lines;
+    size_t nlines, cap_lines;
+    size_t *index;
+    size_t index_cap;
     int64_t period;
     size_t rows;
     int failed;
@@ -41,6 +51,57 @@ static const char *frame_label(const cs_frame_row *f, char *buf, size_t len)
     else
         snprintf(buf, len, "0x%" PRIx64, f->address);
     return buf;
+}
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Takes ownership of TEXT. */
+static int add_folded(export_ctx *x, char *text, int64_t count)
+{
+    if ((x->nlines + 1) * 2 > x->index_cap) {
+        size_t cap = x->index_cap ? x->index_cap * 2 : 1024;
+        size_t *idx = calloc(cap, sizeof *idx);
+        if (!idx)
+            goto fail;
+        for (size_t i = 0; i < x->nlines; i++) {
+            size_t p = hash_str(x->lines[i].text) & (cap - 1);
+            while (idx[p])
+                p = (p + 1) & (cap - 1);
+            idx[p] = i + 1;
+        }
+        free(x->index);
+        x->index = idx;
+        x->index_cap = cap;
+    }
+    size_t p = hash_str(text) & (x->index_cap - 1);
+    for (; x->index[p]; p = (p + 1) & (x->index_cap - 1)) {
+        folded_line *l = &x->lines[x->index[p] - 1];
+        if (!strcmp(l->text, text)) {
+            l->count += count;
+            free(text);
+            return 0;
+        }
+    }
+    if (x->nlines == x->cap_lines) {
+        size_t cap = x->cap_lines ? x->cap_lines * 2 : 256;
+        folded_line *l = realloc(x->lines, cap * sizeof *l);
+        if (!l)
+            goto fail;
+        x->lines = l;
+        x->cap_lines = cap;
+    }
+    x->lines[x->nlines] = (folded_line){text, count};
+    x->index[p] = ++x->nlines;
+    return 0;
+fail:
+    free(text);
+    return -1;
 }
 
 static int on_row(const cs_profile_row *r, void *arg)
@@ -82,15 +143,23 @@ static int on_row(const cs_profile_row *r, void *arg)
             x->failed = 1;
         free(pf);
     } else {
-        for (int i = n - 1; i >= 0; i--) {
-            char tmp[64];
-            const char *name = frame_label(&fr[i], tmp, sizeof tmp);
-            for (const char *c = name; *c; c++) /* ';' and ' ' separate the folded format */
-                fputc(*c == ';' || *c == ' ' ? '_' : *c, x->folded);
-            if (i)
-                fputc(';', x->folded);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        if (!m) {
+            x->failed = 1;
+        } else {
+            for (int i = n - 1; i >= 0; i--) {
+                char tmp[64];
+                const char *name = frame_label(&fr[i], tmp, sizeof tmp);
+                for (const char *c = name; *c; c++) /* ';' and ' ' separate folded fields */
+                    fputc(*c == ';' || *c == ' ' ? '_' : *c, m);
+                if (i)
+                    fputc(';', m);
+            }
+            if (fclose(m) != 0 || add_folded(x, text, r->count) != 0)
+                x->failed = 1;
         }
-        fprintf(x->folded, " %" PRId64 "\n", r->count);
     }
     cs_frames_free(fr, n);
     x->rows++;
@@ -225,8 +294,15 @@ int cs_cmd_export(int argc, char **argv)
         }
         free(buf);
         cs_pprof_free(x.pp);
-    } else if (x.folded != stdout) {
-        if (fclose(x.folded) != 0)
+    } else {
+        for (size_t i = 0; i < x.nlines; i++) {
+            if (rc == 0)
+                fprintf(x.folded, "%s %" PRId64 "\n", x.lines[i].text, x.lines[i].count);
+            free(x.lines[i].text);
+        }
+        free(x.lines);
+        free(x.index);
+        if ((x.folded != stdout ? fclose(x.folded) : fflush(stdout)) != 0)
             rc = 1;
     }
     if (rc == 0)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define EXIT_FLUSH_MS 2000
@@ -178,6 +179,34 @@ __attribute__((destructor)) static void cs_shim_stop(void)
     cs_sampler_pause();
     cs_writer_stop("exit", EXIT_FLUSH_MS);
     atomic_store(&active, 0);
+}
+
+/* _exit skips destructors, but it is how pre-fork workers and os._exit() end: write the last
+ * partial second there too (bounded), unless this is a vfork child sharing our memory. */
+typedef void (*exit_fn)(int);
+
+static void before_immediate_exit(void)
+{
+    if (getpid() == recorder_pid && cs_shim_active()) {
+        cs_sampler_pause();
+        cs_writer_stop("exit", EXIT_FLUSH_MS);
+        atomic_store(&active, 0);
+    }
+}
+
+CS_PUBLIC void _exit(int status)
+{
+    exit_fn f = (exit_fn)dlsym(RTLD_NEXT, "_exit");
+    before_immediate_exit();
+    if (f)
+        f(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+CS_PUBLIC void _Exit(int status)
+{
+    _exit(status);
 }
 
 /* --- exec ------------------------------------------------------------------------------ */

@@ -4,9 +4,9 @@
  * 1. libunwind is dlopen'ed with RTLD_LOCAL: linking it would put its _Unwind_* symbols
  *    ahead of libgcc's for libraries loaded later (C++ extensions of a Python program).
  * 2. dl_iterate_phdr is interposed: inside a sampling handler it walks a snapshot of the
- *    module list (two buffers, readers counted, swapped by normal code) instead of taking
- *    the loader lock. While a dlclose runs, handlers skip unwinding: the snapshot may still
- *    name a module that is being unmapped.
+ *    module list and of their program headers (two buffers, readers counted, swapped by
+ *    normal code) instead of taking the loader lock. While a dlclose runs, handlers record
+ *    only the interrupted instruction: the module being unmapped may be in the snapshot.
  * 3. A fault while reading a torn stack is caught by the fatal-signal handler, which jumps
  *    back here (sigsetjmp per unwind), so a bad frame costs the sample, never the program.
  * Must never allocate, lock or call the real dl_iterate_phdr from a handler.
@@ -46,9 +46,14 @@ static struct {
 static iterate_fn real_iterate;
 static dlclose_fn real_dlclose;
 
+#define CS_MAX_PHDRS 16384
+
 typedef struct snapshot {
     struct dl_phdr_info mods[CS_MAX_MODULES];
-    int n;
+    /* Copies of the program headers: the originals live in the modules' own memory, which a
+     * concurrent dlclose may unmap while a handler walks the list. */
+    ElfW(Phdr) phdrs[CS_MAX_PHDRS];
+    int n, nphdrs;
     unsigned long long adds, subs;
 } snapshot;
 
@@ -71,9 +76,14 @@ static int fill_cb(struct dl_phdr_info *info, size_t size, void *data)
     snapshot *s = data;
     if (s->n >= CS_MAX_MODULES)
         return 1;
+    if (s->nphdrs + info->dlpi_phnum > CS_MAX_PHDRS)
+        return 1;
     struct dl_phdr_info *m = &s->mods[s->n++];
     memset(m, 0, sizeof *m);
     memcpy(m, info, size < sizeof *m ? size : sizeof *m);
+    memcpy(&s->phdrs[s->nphdrs], info->dlpi_phdr, sizeof(ElfW(Phdr)) * info->dlpi_phnum);
+    m->dlpi_phdr = &s->phdrs[s->nphdrs];
+    s->nphdrs += info->dlpi_phnum;
     s->adds = info->dlpi_adds;
     s->subs = info->dlpi_subs;
     return 0;
@@ -112,6 +122,7 @@ static void refresh(int force)
         nanosleep(&ts, NULL);
     }
     snaps[next].n = 0;
+    snaps[next].nphdrs = 0;
     real_iterate(fill_cb, &snaps[next]);
     atomic_store(&current_snap, next);
     pthread_mutex_unlock(&refresh_lock);
@@ -227,8 +238,14 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
 
 int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max)
 {
-    if (!unw.ready || atomic_load(&dlclose_busy) > 0 || in_unwind)
+    if (in_unwind || max < 1)
         return 0;
+    /* While a dlclose runs, the unwind tables of the module being unmapped may vanish under
+     * the unwinder: keep only the interrupted instruction, which is always safe to read. */
+    if (!unw.ready || atomic_load(&dlclose_busy) > 0) {
+        ips[0] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+        return ips[0] ? 1 : 0;
+    }
     return do_unwind(uc, ips, max, 1);
 }
 

@@ -503,6 +503,10 @@ static void read_cmdline(char *out, size_t len)
 static void flush(writer *w, int final)
 {
     int64_t now = now_s();
+    /* A process that recorded nothing (a fork child that execs or exits at once) leaves no
+     * trace in the database. */
+    if (!w->process_id && w->naggs == 0)
+        return;
     pthread_mutex_lock(&db_lock);
     if (!w->db && !w->db_failed)
         open_db(w);

@@ -137,7 +137,8 @@ cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen)
     }
     if (!readonly) {
         if (cs_db_exec(db, "PRAGMA journal_mode=WAL") != 0 ||
-            cs_db_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=8388608") != 0 ||
+            cs_db_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=4194304;"
+                               " PRAGMA wal_autocheckpoint=100") != 0 ||
             cs_db_exec(db, "BEGIN IMMEDIATE") != 0) {
             snprintf(err, errlen, "cannot prepare %s: %s", path, db->err);
             cs_db_close(db);

@@ -83,10 +83,16 @@ def query(db, sql, args=()):
 
 
 def stacks(db, profile, pid=None):
-    """[(count, [function names innermost first], tid, thread_name, pid)] for PROFILE."""
+    """[(count, [frame names innermost first], tid, thread_name, pid)] for PROFILE."""
     con = sqlite3.connect(db, timeout=10)
     try:
-        names = {fid: (fn or "") for fid, fn in con.execute("SELECT id, function FROM frames")}
+        # The name export uses: the function, else module+offset, else the raw address.
+        names = {}
+        for fid, fn, path, addr in con.execute(
+                "SELECT f.id, f.function, m.path, f.address FROM frames f"
+                " LEFT JOIN modules m ON m.id = f.module_id"):
+            names[fid] = fn or ("%s+0x%x" % (os.path.basename(path), addr) if path
+                                else "0x%x" % addr)
         out = []
         sql = ("SELECT SUM(s.count), st.frame_ids, s.tid, s.thread_name, s.pid FROM samples s"
                " JOIN stacks st ON st.id = s.stack_id WHERE s.profile = ?")

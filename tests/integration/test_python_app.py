@@ -1,0 +1,31 @@
+"""A Python program (Debian's python3) recorded without any change: its app name is the
+script's, not python3's; cpu samples exist and point into the interpreter."""
+import os
+from harness import *
+
+d = tmpdir()
+script = os.path.join(d, "busy_service.py")
+with open(script, "w") as f:
+    f.write("import time\n"
+            "def hot_loop(n):\n"
+            "    s = 0\n"
+            "    for i in range(n):\n"
+            "        s += i * i\n"
+            "    return s\n"
+            "end = time.time() + 2\n"
+            "while time.time() < end:\n"
+            "    hot_loop(100000)\n"
+            "print('done')\n")
+db = os.path.join(d, "py.db")
+st, out, err = record(["/usr/bin/python3", script], db, timeout=30)
+check(st == 0 and out.strip() == "done", "the script runs normally (%r)" % st)
+check(query(db, "SELECT app_name FROM processes") == [("busy_service",)],
+      "app name is the script's name")
+rows = stacks(db, "cpu")
+frac, total = share(rows, "_PyEval_EvalFrameDefault")
+check(total >= 150, "cpu samples recorded (%d)" % total)
+check(frac >= 0.8, "stacks reach the evaluation loop (%.0f%%)" % (100 * frac))
+st, out, err = record(["/usr/bin/python3", "-m", "json.tool", "--help"], db, timeout=30)
+check(query(db, "SELECT app_name FROM processes ORDER BY id DESC LIMIT 1") == [("json.tool",)],
+      "python3 -m MODULE is named after the module")
+finish()

@@ -1,0 +1,29 @@
+"""Signals: a daemon-style program that resets every signal to the default while being sampled
+is not killed by the recorder's signal, and sigaction() reports exactly what the program set;
+a program that segfaults dies of SIGSEGV exactly as without the recorder."""
+import os
+import signal
+from harness import *
+
+d = tmpdir()
+db = os.path.join(d, "sig.db")
+st, out, err = record([prog("signal_reset")], db, timeout=30, CRASHSCOPE_CPU_HZ=1000,
+                      CRASHSCOPE_WALL_HZ=500)
+check(st == 0 and "survived" in out, "resetting every signal does not kill the program (%r) %s"
+      % (st, err.strip()[-200:]))
+total = sum(r[0] for r in stacks(db, "cpu"))
+check(total > 500, "sampling went on after the reset (%d cpu samples)" % total)
+
+segv = "import ctypes; ctypes.string_at(0)"
+plain = run(["/usr/bin/python3", "-c", segv], timeout=30)
+rec = record(["/usr/bin/python3", "-c", segv], os.path.join(d, "segv.db"), timeout=30)
+check(plain[0] == -signal.SIGSEGV or plain[0] == 128 + signal.SIGSEGV,
+      "without the recorder python dies of SIGSEGV (%r)" % plain[0])
+check(rec[0] == 128 + signal.SIGSEGV, "under the recorder it dies of SIGSEGV too (%r)" % rec[0])
+st, out, err = run(["/usr/bin/python3", "-X", "faulthandler", "-c", segv],
+                   env=clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=os.path.join(d, "fh.db")),
+                   timeout=30)
+check(st == -signal.SIGSEGV, "with faulthandler: still SIGSEGV (%r)" % st)
+check("Fatal Python error: Segmentation fault" in err,
+      "faulthandler's own report still appears: %r" % err.strip()[:200])
+finish()
