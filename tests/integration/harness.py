@@ -15,6 +15,15 @@ BUILD = os.path.abspath(os.environ.get("CS_BUILD", "build"))
 CRASHSCOPE = os.path.join(BUILD, "crashscope")
 LIBRARY = os.path.join(BUILD, "libcrashscope.so")
 PROGS = os.path.join(BUILD, "tests", "progs")
+# In the "asan" label the recorder is built with ASan/UBSan. It is preloaded into programs
+# that are not, so the runtime cannot come first; faults must reach the program's own
+# handlers (handle_segv=0); leaks are checked in the CLI and unit tests, not in hosts.
+SANITIZE = os.environ.get("CS_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES")
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "verify_asan_link_order=0:handle_segv=0:handle_sigbus=0:handle_abort=0:"
+                    "detect_leaks=0:allow_user_segv_handler=1:halt_on_error=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
 
 _passed = 0
 _failed = 0
@@ -51,6 +60,8 @@ def clean_env(**extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CRASHSCOPE_") and not k.startswith("PYROSCOPE_")
            and k != "LD_PRELOAD"}
+    if SANITIZE:
+        env.update(SANITIZER_ENV)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -65,7 +76,11 @@ def run(args, env=None, timeout=60, input=None):
         check(False, "%s finished within %ss" % (" ".join(args), timeout))
         return None, (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(
             errors="replace")
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    if SANITIZE:
+        check("Sanitizer" not in err and "runtime error:" not in err,
+              "no sanitizer report from %s: %s" % (os.path.basename(args[0]), err[-2000:]))
+    return p.returncode, p.stdout.decode(errors="replace"), err
 
 
 def record(cmd, db, timeout=60, **env):
