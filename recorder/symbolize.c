@@ -51,8 +51,10 @@ static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
     const char *name = info->dlpi_name;
     if (!name || !*name)
         name = c->exe; /* the main program is reported without a name */
-    if (!*name || strstr(name, "linux-vdso") || strstr(name, "linux-gate"))
+    if (!*name)
         return 0;
+    if (strstr(name, "linux-vdso") || strstr(name, "linux-gate"))
+        name = "[vdso]"; /* no file on disk: named, never opened */
     if (c->n == c->cap) {
         int cap = c->cap ? c->cap * 2 : 64;
         module *m = realloc(c->mods, sizeof *m * (size_t)cap);
@@ -152,7 +154,7 @@ void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_
                 continue;
             if (!m->sym_tried) {
                 m->sym_tried = 1;
-                m->sym = cs_elfsym_open(m->path);
+                m->sym = m->path[0] == '/' ? cs_elfsym_open(m->path) : NULL;
             }
             out->module = m->path;
             out->module_index = i;

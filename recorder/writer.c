@@ -19,6 +19,7 @@
 #include "threads.h"
 #include "unwind.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -40,7 +41,8 @@ typedef struct stack_ent {
     int64_t *frame_ids; /* valid when db_id > 0 */
     int64_t db_id;
     int64_t touched;
-    uint16_t n;
+    uint16_t n;    /* ips */
+    uint16_t nids; /* frame_ids (crashscope's own frames left out) */
 } stack_ent;
 
 typedef struct agg {
@@ -399,6 +401,22 @@ static void ipf_store(writer *w, uint64_t key, int64_t id)
     w->ipf[p].frame_id = id;
 }
 
+/* The path of libcrashscope.so itself: its frames (the pthread_create and sleep wrappers)
+ * are crashscope's, not the program's, and are left out of the stacks. */
+static const char *self_path(void)
+{
+    static char path[PATH_MAX];
+    if (!path[0]) {
+        Dl_info info;
+        if (dladdr((void *)self_path, &info) && info.dli_fname && realpath(info.dli_fname, path))
+            return path;
+        snprintf(path, sizeof path, "%s", info.dli_fname ? info.dli_fname : "?");
+    }
+    return path;
+}
+
+/* Returns the frame id of IP, 0 for a frame of crashscope itself (to be left out), -1 on
+ * failure. */
 static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now)
 {
     uint64_t key = ip << 1 | (uint64_t)(return_address != 0);
@@ -407,6 +425,10 @@ static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now
         return id;
     cs_symbol sym;
     cs_symbolizer_lookup(w->sym, ip, return_address, &sym);
+    if (sym.module && !strcmp(sym.module, self_path())) {
+        ipf_store(w, key, 0);
+        return 0;
+    }
     int64_t module_id = 0;
     if (sym.module && (module_id = cs_db_module_id(w->db, sym.module, sym.build_id)) < 0)
         return -1;
@@ -423,8 +445,8 @@ static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
         return s->db_id;
     if (s->db_id > 0) {
         /* Tell other processes' garbage collection that this stack and its frames live on. */
-        if (cs_db_stack_id(w->db, s->frame_ids, s->n ? s->n : 1, now) != s->db_id ||
-            cs_db_frames_touch(w->db, s->frame_ids, s->n ? s->n : 1, now) != 0)
+        if (cs_db_stack_id(w->db, s->frame_ids, s->nids, now) != s->db_id ||
+            cs_db_frames_touch(w->db, s->frame_ids, s->nids, now) != 0)
             return -1;
         s->touched = now;
         return s->db_id;
@@ -437,20 +459,30 @@ static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
         /* The unwinder gave nothing (no libunwind, or a stack it could not read). */
         ids[0] = cs_db_frame_id(w->db, 0, 0, "[unknown]", now);
     }
+    int kept = s->n ? 0 : 1;
     for (int i = 0; i < s->n; i++) {
-        ids[i] = frame_for(w, s->ips[i], i > 0, now);
-        if (ids[i] < 0)
-            break;
+        int64_t f = frame_for(w, s->ips[i], i > 0, now);
+        if (f < 0) {
+            free(ids);
+            return -1;
+        }
+        if (f > 0)
+            ids[kept++] = f;
     }
+    if (kept == 0) /* only crashscope's own frames: keep the stack, as unknown */
+        ids[kept++] = cs_db_frame_id(w->db, 0, 0, "[unknown]", now);
     int64_t id = -1;
-    if (ids[n - 1] > 0 && (s->n == 0 || ids[0] > 0))
+    if (ids[kept - 1] > 0) {
+        n = kept;
         id = cs_db_stack_id(w->db, ids, n, now);
+    }
     if (id <= 0) {
         free(ids);
         return -1;
     }
     free(s->frame_ids);
     s->frame_ids = ids;
+    s->nids = (uint16_t)n;
     s->db_id = id;
     s->touched = now;
     return id;
