@@ -15,8 +15,8 @@ for _, pid, fn in workers:
     pid = int(pid)
     rows = stacks(db, "cpu", pid=pid)
     frac, total = share(rows, fn)
-    # three CPU-bound workers share two cores with other tests: about 1-2 s of CPU each
-    check(total >= 60, "worker %d has its own cpu samples (%d)" % (pid, total))
+    # each worker burns 3 s of CPU at 100 Hz; its last partial second may be lost at _exit
+    check(total >= 180, "worker %d has its own cpu samples (%d)" % (pid, total))
     check(frac >= 0.9, "worker %d is attributed to %s (%.0f%%)" % (pid, fn, 100 * frac))
     others = [f for f in ("worker_alpha", "worker_beta", "worker_gamma") if f != fn]
     check(all(share(rows, o)[0] == 0 for o in others),

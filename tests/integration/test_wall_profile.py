@@ -31,7 +31,8 @@ cpu = stacks(db, "cpu")
 total = sum(r[0] for r in cpu)
 spin = sum(r[0] for r in cpu if r[3] == "spinner")
 sleeper_cpu = sum(r[0] for r in cpu if r[3] == "sleeper")
-check(total >= 200 and spin / total >= 0.95,
+# the spinner spins for 3 s of wall time: how much CPU it gets depends on the machine's load
+check(total >= 50 and spin / total >= 0.95,
       "cpu profile is almost only the spinner (%d of %d)" % (spin, total))
 check(sleeper_cpu <= 3, "the sleeper has (almost) no cpu samples (%d)" % sleeper_cpu)
 finish()

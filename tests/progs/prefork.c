@@ -1,6 +1,6 @@
-/* prefork.c: a pre-fork server pattern: the parent forks three workers, each burning CPU in
- * its own function for argv[1] seconds (default 3), prints "worker PID FUNCTION" per worker,
- * and waits for them. */
+/* prefork.c: a pre-fork server pattern: the parent forks three workers, each burning argv[1]
+ * seconds (default 3) of its own CPU time in its own function, prints "worker PID FUNCTION"
+ * per worker, and waits for them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -13,7 +13,7 @@ static double secs = 3;
 static int elapsed(const struct timespec *s)
 {
     struct timespec n;
-    clock_gettime(CLOCK_MONOTONIC, &n);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &n);
     return (n.tv_sec - s->tv_sec) + (n.tv_nsec - s->tv_nsec) / 1e9 >= secs;
 }
 
@@ -21,7 +21,7 @@ static int elapsed(const struct timespec *s)
     __attribute__((noinline)) void name(void)                                                  \
     {                                                                                          \
         struct timespec s;                                                                     \
-        clock_gettime(CLOCK_MONOTONIC, &s);                                                    \
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s);                                            \
         double x = 0;                                                                          \
         while (!elapsed(&s))                                                                   \
             for (int i = 0; i < 200000; i++)                                                   \
