@@ -37,6 +37,9 @@ static void usage(FILE *f)
           "  run [options] -- CMD [ARGS...]   run CMD with the recorder preloaded\n"
           "  export --type cpu|wall [--format pprof|folded] [--pid N] [--seconds N]\n"
           "         [--db PATH] -o FILE        write what the window holds\n"
+          "  crashes [--json]                 list crashes and deaths, newest first\n"
+          "  inspect [--crash ID | --last] [--seconds N] [--json]\n"
+          "                                   the crash report and the N s before it\n"
           "  help                             this text\n"
           "\n"
           "Settings come from the environment (CRASHSCOPE_DB, CRASHSCOPE_CPU_HZ, ...);\n"
@@ -55,6 +58,12 @@ int main(int argc, char **argv)
         return cs_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))
         return cs_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "crashes"))
+        return cs_cmd_crashes(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect"))
+        return cs_cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "_ingest"))
+        return cs_cmd_ingest(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

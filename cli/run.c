@@ -8,6 +8,9 @@
  */
 #include "cli.h"
 
+#include "../storage/storage.h"
+#include "report.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t child_pid;
@@ -52,6 +56,31 @@ static int find_library(char *out, size_t len)
             return 0;
     }
     return -1;
+}
+
+/* The program died of a signal: if crashscope captured it, show the report. The crash
+ * helper stores it within a few hundred milliseconds; wait at most five seconds. */
+static void print_crash(const char *db_path, pid_t pid, int64_t since_ns)
+{
+    char err[512];
+    for (int i = 0; i < 50; i++) {
+        if (access(db_path, F_OK) == 0) {
+            cs_db *db = cs_db_open(db_path, 1, err, sizeof err);
+            int64_t id = db ? cs_db_crash_of_pid(db, (int)pid, since_ns) : 0;
+            if (id > 0) {
+                fputc('\n', stderr);
+                cs_report_print(db, id, 60, 0, stderr);
+                fprintf(stderr, "\n(crashscope inspect --db %s --crash %lld --json for all of "
+                                "it)\n",
+                        db_path, (long long)id);
+            }
+            cs_db_close(db);
+            if (id > 0)
+                return;
+        }
+        struct timespec t = {0, 100000000};
+        nanosleep(&t, NULL);
+    }
 }
 
 static void usage(void)
@@ -138,6 +167,8 @@ int cs_cmd_run(int argc, char **argv)
     sigaction(SIGHUP, &fwd, NULL);
     sigaction(SIGUSR1, &fwd, NULL);
     sigaction(SIGUSR2, &fwd, NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_REALTIME, &t0);
     int st;
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR) {
@@ -145,7 +176,10 @@ int cs_cmd_run(int argc, char **argv)
             return 127;
         }
     }
-    if (WIFSIGNALED(st))
+    if (WIFSIGNALED(st)) {
+        if (c.enabled && c.db_path[0])
+            print_crash(c.db_path, pid, (int64_t)t0.tv_sec * 1000000000LL + t0.tv_nsec);
         return 128 + WTERMSIG(st);
+    }
     return WEXITSTATUS(st);
 }

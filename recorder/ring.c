@@ -93,3 +93,15 @@ uint64_t cs_ring_dropped(void)
 {
     return atomic_load_explicit(&dropped, memory_order_relaxed);
 }
+
+void cs_ring_dump(void (*emit)(const cs_sample *s, void *ctx), void *ctx)
+{
+    if (!ring)
+        return;
+    size_t end = atomic_load(&head);
+    for (size_t pos = tail; pos != end; pos++) {
+        slot *sl = &ring[pos & (CS_RING_SLOTS - 1)];
+        if (atomic_load_explicit(&sl->seq, memory_order_acquire) == pos + 1)
+            emit(&sl->s, ctx);
+    }
+}

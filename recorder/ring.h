@@ -20,6 +20,8 @@ enum cs_sample_kind {
     /* A wall sample of a thread that has not run since its last stack was taken: the
      * writer reuses that stack, so waiting threads are recorded without a signal. */
     CS_KIND_WALL_IDLE = 3,
+    /* Not a sample: the crash handler asks every thread for its stack. */
+    CS_KIND_CRASH_STACK = 4,
 };
 
 typedef struct cs_sample {
@@ -46,6 +48,10 @@ void cs_ring_commit(cs_sample *s);
 /* Consumer side: the next committed sample, or NULL; release it when copied. */
 cs_sample *cs_ring_peek(void);
 void cs_ring_release(void);
+
+/* For the crash handler: calls EMIT for every committed sample the writer has not taken
+ * yet. Async-signal-safe; the writer must be frozen (cs_writer_freeze). */
+void cs_ring_dump(void (*emit)(const cs_sample *s, void *ctx), void *ctx);
 
 /* Samples dropped because the ring was full, since start (monotonic). */
 uint64_t cs_ring_dropped(void);

@@ -35,6 +35,9 @@ static pthread_t ticker;
 static _Atomic int ticker_running;
 static _Atomic int ticker_stop;
 static __thread unsigned interrupts __attribute__((tls_model("initial-exec")));
+static _Atomic int crashing;
+static cs_thread_stack *_Atomic crash_area;
+static _Atomic int crash_area_n;
 
 int cs_sampler_signal(void)
 {
@@ -71,8 +74,9 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     if (si->si_code == SI_TIMER && si->si_value.sival_int == CS_KIND_CPU)
         kind = CS_KIND_CPU;
     else if (si->si_code == SI_QUEUE && si->si_pid == my_pid &&
-             si->si_value.sival_int == CS_KIND_WALL)
-        kind = CS_KIND_WALL;
+             (si->si_value.sival_int == CS_KIND_WALL ||
+              si->si_value.sival_int == CS_KIND_CRASH_STACK))
+        kind = si->si_value.sival_int;
     if (!kind) {
         cs_signals_chain(sig, si, ucv);
         errno = saved_errno;
@@ -80,7 +84,20 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     }
     interrupts++;
     cs_thread *t = cs_thread_self();
-    if (!t || !cs_shim_active()) {
+    if (kind == CS_KIND_CRASH_STACK) {
+        cs_thread_stack *area = atomic_load(&crash_area);
+        int idx = t ? cs_thread_index(t) : -1;
+        if (area && idx >= 0 && idx < atomic_load(&crash_area_n)) {
+            cs_thread_stack *ts = &area[idx];
+            ts->tid = t->tid;
+            prctl(PR_GET_NAME, ts->name, 0, 0, 0);
+            ts->nframes = (uint16_t)cs_unwind_signal_context(ucv, ts->ips, CS_MAX_FRAMES);
+            atomic_store_explicit(&ts->done, 1, memory_order_release);
+        }
+        errno = saved_errno;
+        return;
+    }
+    if (!t || !cs_shim_active() || atomic_load_explicit(&crashing, memory_order_relaxed)) {
         errno = saved_errno;
         return;
     }
@@ -102,6 +119,50 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     atomic_store_explicit(&t->cpu_ns_after_sample, now_ns(CLOCK_THREAD_CPUTIME_ID),
                           memory_order_relaxed);
     errno = saved_errno;
+}
+
+void cs_sampler_set_crashing(int on)
+{
+    atomic_store(&crashing, on);
+}
+
+int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms)
+{
+    if (sample_sig <= 0)
+        return 0;
+    atomic_store(&crash_area_n, n);
+    atomic_store(&crash_area, area);
+    pid_t me = cs_gettid();
+    int hw = cs_thread_high_water();
+    int asked = 0;
+    for (int i = 0; i < hw && i < n; i++) {
+        cs_thread *t = cs_thread_at(i);
+        if (atomic_load(&t->state) != CS_SLOT_LIVE || t->tid == me)
+            continue;
+        area[i].tid = t->tid;
+        memcpy(area[i].name, t->name, sizeof area[i].name);
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        si.si_signo = sample_sig;
+        si.si_code = SI_QUEUE;
+        si.si_pid = my_pid;
+        si.si_uid = getuid();
+        si.si_value.sival_int = CS_KIND_CRASH_STACK;
+        if (syscall(SYS_rt_tgsigqueueinfo, my_pid, t->tid, sample_sig, &si) == 0)
+            asked++;
+    }
+    /* Bounded: a thread that blocks the signal, or is stopped, is reported as such. */
+    for (int waited = 0; waited < timeout_ms; waited++) {
+        int pending = 0;
+        for (int i = 0; i < hw && i < n; i++)
+            if (area[i].tid && area[i].tid != me && !atomic_load(&area[i].done))
+                pending++;
+        if (!pending)
+            break;
+        struct timespec ms = {0, 1000000};
+        syscall(SYS_nanosleep, &ms, NULL);
+    }
+    return asked;
 }
 
 static void push_idle(cs_thread *t, pid_t tid, uint64_t when)

@@ -12,6 +12,9 @@
 #include "config.h"
 #include "ring.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
+
 #define CS_WALL_SIGNALS_PER_TICK 64
 
 /* Picks a free real-time signal, installs the handler, starts the wall ticker.
@@ -25,6 +28,22 @@ void cs_sampler_after_fork_child(void);
 
 int cs_sampler_signal(void);
 int cs_sampler_cpu_hz(void);
+
+/* The stack of one thread at the moment of a crash, filled by that thread's own handler. */
+typedef struct cs_thread_stack {
+    _Atomic int done;
+    int32_t tid;
+    uint16_t nframes;
+    char name[16];
+    uint64_t ips[CS_MAX_FRAMES];
+} cs_thread_stack;
+
+/* For the crash handler: asks every registered thread but the caller for its stack, into
+ * AREA (one entry per registry slot, N entries), waiting at most TIMEOUT_MS in all. While
+ * a crash is being captured, ordinary samples are not taken. Returns the number of threads
+ * asked. Async-signal-safe. */
+int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms);
+void cs_sampler_set_crashing(int on);
 
 /* How many sampling signals this thread has handled; the sleep wrappers use it to tell an
  * interruption by crashscope from one by the program's own signals. Async-signal-safe. */

@@ -11,7 +11,7 @@
  */
 #include "shim.h"
 
-#include "../crashhandler/fatal.h"
+#include "../crashhandler/crash.h"
 #include "sampler.h"
 #include "signals.h"
 #include "threads.h"
@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +36,47 @@ static cs_config config;
 static _Atomic int active;
 static pid_t recorder_pid;
 static char app_name[256];
+static int64_t start_ns;
+static cs_process_strings proc;
+
+const cs_process_strings *cs_shim_process(void)
+{
+    return &proc;
+}
+
+static void read_process_strings(void)
+{
+    snprintf(proc.app, sizeof proc.app, "%s", app_name);
+    ssize_t n = readlink("/proc/self/exe", proc.exe, sizeof proc.exe - 1);
+    proc.exe[n > 0 ? n : 0] = 0;
+    proc.cmdline[0] = 0;
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    if (f) {
+        size_t m = fread(proc.cmdline, 1, sizeof proc.cmdline - 1, f);
+        fclose(f);
+        for (size_t i = 0; i + 1 < m; i++)
+            if (!proc.cmdline[i])
+                proc.cmdline[i] = ' ';
+        proc.cmdline[m] = 0;
+    }
+    snprintf(proc.tags, sizeof proc.tags, "%s", config.tags);
+    gethostname(proc.host, sizeof proc.host - 1);
+    proc.cpu_hz = config.cpu_hz;
+    proc.wall_hz = config.wall_hz;
+    proc.window_seconds = config.window_seconds;
+}
+
+int64_t cs_shim_start_ns(void)
+{
+    return start_ns;
+}
+
+static void set_start_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 int cs_shim_active(void)
 {
@@ -138,6 +180,8 @@ static void on_fork_child(void)
     if (!cs_shim_active())
         return;
     recorder_pid = getpid();
+    set_start_ns();
+    cs_crash_after_fork_child();
     cs_writer_fork_child();
     cs_sampler_after_fork_child();
 }
@@ -157,11 +201,13 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
         return;
     derive_app_name(argc, argv);
     recorder_pid = getpid();
+    set_start_ns();
+    read_process_strings();
     cs_signals_init();
     cs_threads_init();
     if (cs_unwind_init() != 0)
         cs_shim_degrade("libunwind.so.8 could not be loaded; samples carry no stacks");
-    cs_fatal_install();
+    cs_crash_install(config.db_path);
     atomic_store(&active, 1);
     if (cs_writer_start(&config, app_name) != 0) {
         atomic_store(&active, 0);

@@ -102,7 +102,10 @@ void cs_signals_chain(int sig, siginfo_t *info, void *uc)
             memset(&program_act[sig], 0, sizeof program_act[sig]);
             program_act[sig].sa_handler = SIG_DFL;
         }
-        pthread_sigmask(SIG_BLOCK, &act.sa_mask, &old);
+        sigset_t mask = act.sa_mask;
+        if (!(act.sa_flags & SA_NODEFER))
+            sigaddset(&mask, sig); /* as the kernel would while the program's handler runs */
+        pthread_sigmask(SIG_BLOCK, &mask, &old);
         if (act.sa_flags & SA_SIGINFO)
             act.sa_sigaction(sig, info, uc);
         else

@@ -30,7 +30,8 @@ typedef struct module {
 
 struct cs_symbolizer {
     module *mods;
-    int n;
+    int n, cap;
+    int is_static;
     unsigned long long adds, subs;
     char exe[PATH_MAX];
 };
@@ -112,8 +113,44 @@ cs_symbolizer *cs_symbolizer_new(void)
     return s;
 }
 
+cs_symbolizer *cs_symbolizer_new_static(void)
+{
+    cs_symbolizer *s = calloc(1, sizeof *s);
+    if (s)
+        s->is_static = 1;
+    return s;
+}
+
+int cs_symbolizer_add(cs_symbolizer *s, const char *path, uint64_t base, const uint64_t *lo,
+                      const uint64_t *hi, int nseg)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        module *m = realloc(s->mods, sizeof *m * (size_t)cap);
+        if (!m)
+            return -1;
+        s->mods = m;
+        s->cap = cap;
+    }
+    module *m = &s->mods[s->n];
+    memset(m, 0, sizeof *m);
+    m->path = strdup(path);
+    if (!m->path)
+        return -1;
+    m->base = base;
+    for (int i = 0; i < nseg && i < MAX_SEGS; i++) {
+        m->lo[i] = lo[i];
+        m->hi[i] = hi[i];
+        m->nseg++;
+    }
+    s->n++;
+    return 0;
+}
+
 int cs_symbolizer_refresh(cs_symbolizer *s)
 {
+    if (s->is_static)
+        return 0;
     unsigned long long c[2] = {0, 0};
     dl_iterate_phdr(counters_cb, c);
     if (c[0] == s->adds && c[1] == s->subs)
@@ -136,6 +173,7 @@ int cs_symbolizer_refresh(cs_symbolizer *s)
     free_modules(s->mods, s->n);
     s->mods = col.mods;
     s->n = col.n;
+    s->cap = col.cap;
     s->adds = c[0];
     s->subs = c[1];
     return 1;

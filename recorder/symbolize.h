@@ -20,7 +20,12 @@ typedef struct cs_symbol {
     int module_index;     /* index in the current module list, -1 if none */
 } cs_symbol;
 
+/* A symbolizer of this process's modules (read with dl_iterate_phdr). */
 cs_symbolizer *cs_symbolizer_new(void);
+/* A symbolizer of another process's modules, given one by one (a crash record). */
+cs_symbolizer *cs_symbolizer_new_static(void);
+int cs_symbolizer_add(cs_symbolizer *s, const char *path, uint64_t base, const uint64_t *lo,
+                      const uint64_t *hi, int nseg);
 /* Re-reads the module list if modules were loaded or unloaded. Returns 1 if it changed. */
 int cs_symbolizer_refresh(cs_symbolizer *s);
 /* RETURN_ADDRESS: the address is a return address (any frame but the interrupted one), so the

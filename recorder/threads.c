@@ -11,6 +11,7 @@
 
 #include "sampler.h"
 #include "shim.h"
+#include "unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,6 +43,11 @@ pid_t cs_gettid(void)
 cs_thread *cs_thread_self(void)
 {
     return self;
+}
+
+int cs_thread_index(const cs_thread *t)
+{
+    return (int)(t - table);
 }
 
 cs_thread *cs_thread_at(int i)
@@ -80,6 +87,49 @@ static void arm(cs_thread *t)
     t->has_timer = 1;
 }
 
+/* Every thread gets an alternate signal stack unless it has one: without it a stack
+ * overflow cannot be handled at all, and the sampling handler would run on a thread stack
+ * that may be small. One guard page below it turns an overflow of the handler itself into a
+ * clean fault. */
+#define ALTSTACK_SIZE (128 * 1024)
+
+static void give_altstack(cs_thread *t)
+{
+    stack_t old;
+    t->altstack = NULL;
+    if (sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE))
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t total = ALTSTACK_SIZE + page;
+    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    mprotect(p, page, PROT_NONE);
+    stack_t ss = {.ss_sp = (char *)p + page, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(p, total);
+        return;
+    }
+    t->altstack = p;
+    t->altstack_size = total;
+}
+
+static void take_altstack(cs_thread *t)
+{
+    if (!t->altstack)
+        return;
+    stack_t cur;
+    /* Only if it is still ours (the program may have installed its own since). */
+    if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == (char *)t->altstack + t->altstack_size -
+                                                       ALTSTACK_SIZE) {
+        stack_t off = {.ss_flags = SS_DISABLE};
+        sigaltstack(&off, NULL);
+        munmap(t->altstack, t->altstack_size);
+    }
+    t->altstack = NULL;
+}
+
 static void disarm(cs_thread *t)
 {
     if (t->has_timer) {
@@ -108,7 +158,9 @@ cs_thread *cs_thread_register(void)
         while (hw < i + 1 && !atomic_compare_exchange_weak(&high_water, &hw, i + 1))
             ;
         self = t;
+        give_altstack(t);
         atomic_store_explicit(&t->state, CS_SLOT_LIVE, memory_order_release);
+        cs_unwind_warm_thread();
         arm(t);
         return t;
     }
@@ -125,6 +177,7 @@ void cs_thread_unregister(void)
      * timer; a signal already queued is harmless because the handler checks `self`. */
     atomic_store_explicit(&t->state, CS_SLOT_BUSY, memory_order_release);
     disarm(t);
+    take_altstack(t);
     self = NULL;
     atomic_store_explicit(&t->state, CS_SLOT_FREE, memory_order_release);
 }

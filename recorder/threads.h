@@ -28,6 +28,8 @@ typedef struct cs_thread {
     _Atomic uint32_t wall_sent, wall_done;
     _Atomic int have_wall_stack;
     char name[16];
+    void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
+    size_t altstack_size;
 } cs_thread;
 
 /* The calling thread's slot, or NULL if it is not registered. Async-signal-safe. */
@@ -37,6 +39,9 @@ cs_thread *cs_thread_self(void);
 cs_thread *cs_thread_register(void);
 /* Disarms and frees the calling thread's slot. */
 void cs_thread_unregister(void);
+
+/* The index of slot T in the table. */
+int cs_thread_index(const cs_thread *t);
 
 /* Slot I of the table (for the wall ticker's scan); check state before use. */
 cs_thread *cs_thread_at(int i);

@@ -157,6 +157,22 @@ CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), 
     return ret;
 }
 
+void cs_unwind_each_module(void (*cb)(const struct dl_phdr_info *m, void *ctx), void *ctx)
+{
+    int idx;
+    for (;;) {
+        idx = atomic_load(&current_snap);
+        atomic_fetch_add(&snap_readers[idx], 1);
+        if (atomic_load(&current_snap) == idx)
+            break;
+        atomic_fetch_sub(&snap_readers[idx], 1);
+    }
+    snapshot *s = &snaps[idx];
+    for (int i = 0; i < s->n; i++)
+        cb(&s->mods[i], ctx);
+    atomic_fetch_sub(&snap_readers[idx], 1);
+}
+
 CS_PUBLIC int dlclose(void *handle)
 {
     if (!real_dlclose)

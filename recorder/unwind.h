@@ -28,6 +28,11 @@ void cs_unwind_warm_thread(void);
  * Normal context only (takes the loader lock via the real dl_iterate_phdr). */
 void cs_unwind_refresh_modules(void);
 
+/* Calls CB for each module of the current snapshot (path, load bias, program headers).
+ * Async-signal-safe: for the crash handler's module list. */
+struct dl_phdr_info;
+void cs_unwind_each_module(void (*cb)(const struct dl_phdr_info *m, void *ctx), void *ctx);
+
 /* Called by the fatal-signal handler: if the fault happened while this thread was
  * unwinding, jumps back into the unwinder (does not return). Otherwise returns. */
 void cs_unwind_recover_from_fault(int sig);

@@ -105,6 +105,28 @@ typedef struct writer {
 static writer *W;
 static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The crash handshake. The writer's changes to its in-memory samples (and its commits,
+ * which make them redundant) happen between two increments of `wgen`; it checks `frozen`
+ * after the first, the crash handler sets `frozen` and then waits for an even `wgen`. Both
+ * sides use sequentially consistent atomics, so one of them always sees the other. */
+static _Atomic unsigned wgen;
+static _Atomic int frozen;
+
+static int mutation_begin(void)
+{
+    atomic_fetch_add(&wgen, 1);
+    if (atomic_load(&frozen)) {
+        atomic_fetch_add(&wgen, 1);
+        return 0;
+    }
+    return 1;
+}
+
+static void mutation_end(void)
+{
+    atomic_fetch_add(&wgen, 1);
+}
+
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
@@ -321,6 +343,8 @@ static tidstack *last_wall_slot(writer *w, int32_t tid, int create)
 
 static void drain(writer *w)
 {
+    if (!mutation_begin())
+        return;
     cs_sample *s;
     while ((s = cs_ring_peek())) {
         int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
@@ -345,6 +369,7 @@ static void drain(writer *w)
             w->dropped_aggs++;
         cs_ring_release();
     }
+    mutation_end();
 }
 
 /* --- writing -------------------------------------------------------------------------------- */
@@ -517,21 +542,6 @@ static void open_db(writer *w)
     }
 }
 
-static void read_cmdline(char *out, size_t len)
-{
-    FILE *f = fopen("/proc/self/cmdline", "re");
-    size_t n = 0;
-    out[0] = 0;
-    if (f) {
-        n = fread(out, 1, len - 1, f);
-        fclose(f);
-    }
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!out[i])
-            out[i] = ' ';
-    out[n] = 0;
-}
-
 static void flush(writer *w, int final)
 {
     int64_t now = now_s();
@@ -543,7 +553,10 @@ static void flush(writer *w, int final)
     if (!w->db && !w->db_failed)
         open_db(w);
     if (!w->db) {
-        clear_aggs(w);
+        if (mutation_begin()) { /* no database: nothing can be kept */
+            clear_aggs(w);
+            mutation_end();
+        }
         pthread_mutex_unlock(&db_lock);
         return;
     }
@@ -554,34 +567,29 @@ static void flush(writer *w, int final)
                     w->cfg.db_path, cs_db_error(w->db));
             w->said_busy = 1;
         }
-        if (w->naggs > MAX_AGGS / 2) {
+        if (w->naggs > MAX_AGGS / 2 && mutation_begin()) {
             w->dropped_aggs += (uint64_t)w->naggs;
             clear_aggs(w);
+            mutation_end();
         }
         pthread_mutex_unlock(&db_lock);
         return;
     }
     int inserted = 0, ok = 1;
     if (!w->process_id) {
-        char exe[PATH_MAX] = "", cmd[4096], host[256] = "";
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        read_cmdline(cmd, sizeof cmd);
-        gethostname(host, sizeof host - 1);
-        struct timespec st;
-        clock_gettime(CLOCK_REALTIME, &st);
+        const cs_process_strings *ps = cs_shim_process();
         cs_process_info p = {
             .pid = w->pid,
             .ppid = getppid(),
-            .app_name = w->app,
-            .exe = exe,
-            .cmdline = cmd,
-            .tags = w->cfg.tags,
-            .hostname = host,
-            .start_ns = realtime_ns(),
-            .cpu_hz = w->cfg.cpu_hz,
-            .wall_hz = w->cfg.wall_hz,
-            .window_seconds = w->cfg.window_seconds,
+            .app_name = ps->app,
+            .exe = ps->exe,
+            .cmdline = ps->cmdline,
+            .tags = ps->tags,
+            .hostname = ps->host,
+            .start_ns = cs_shim_start_ns(),
+            .cpu_hz = ps->cpu_hz,
+            .wall_hz = ps->wall_hz,
+            .window_seconds = ps->window_seconds,
         };
         w->process_id = cs_db_process_insert(w->db, &p);
         inserted = 1;
@@ -605,7 +613,13 @@ static void flush(writer *w, int final)
     if (ok)
         ok = cs_db_trim(w->db, now - w->cfg.window_seconds, w->flushes % 60 == 0,
                         now - 2 * (int64_t)w->cfg.window_seconds) == 0;
-    if (ok && cs_db_commit(w->db) == 0) {
+    int mutating = ok && mutation_begin();
+    if (ok && !mutating) {
+        /* A crash is being captured: its record carries these samples; committing them too
+         * would count them twice. */
+        cs_db_rollback(w->db);
+        forget_db_ids(w, inserted);
+    } else if (ok && cs_db_commit(w->db) == 0) {
         clear_aggs(w);
         w->said_busy = 0;
     } else {
@@ -617,15 +631,50 @@ static void flush(writer *w, int final)
             w->said_busy = 1;
         }
         forget_db_ids(w, inserted);
-        if (w->naggs > MAX_AGGS / 2) {
+        if (w->naggs > MAX_AGGS / 2 && (mutating || mutation_begin())) {
             w->dropped_aggs += (uint64_t)w->naggs;
             clear_aggs(w);
+            if (!mutating)
+                mutation_end();
         }
     }
+    if (w->naggs == 0 && w->nstacks > MAX_STACKS * 3 / 4 && mutating)
+        reset_stacks(w);
+    if (mutating)
+        mutation_end();
     w->flushes++;
     pthread_mutex_unlock(&db_lock);
-    if (w->naggs == 0 && w->nstacks > MAX_STACKS * 3 / 4)
-        reset_stacks(w);
+}
+
+int cs_writer_freeze(int timeout_ms)
+{
+    atomic_store(&frozen, 1);
+    for (int i = 0; i < timeout_ms * 10; i++) {
+        if (!(atomic_load(&wgen) & 1))
+            return 0;
+        struct timespec t = {0, 100000};
+        nanosleep(&t, NULL);
+    }
+    return -1;
+}
+
+void cs_writer_thaw(void)
+{
+    atomic_store(&frozen, 0);
+}
+
+void cs_writer_dump(cs_writer_emit_fn emit, void *ctx)
+{
+    writer *w = W;
+    if (!w)
+        return;
+    for (int i = 0; i < w->naggs; i++) {
+        agg *a = &w->aggs[i];
+        if (a->stack >= (uint32_t)w->nstacks)
+            continue;
+        stack_ent *st = &w->stacks[a->stack];
+        emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, ctx);
+    }
 }
 
 static void *writer_main(void *arg)

@@ -18,7 +18,7 @@ static const char *const schema_sql =
     " id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, ppid INTEGER, app_name TEXT, exe TEXT,"
     " cmdline TEXT, tags TEXT, hostname TEXT, start_ns INTEGER, last_seen INTEGER,"
     " end_ns INTEGER, end_reason TEXT, cpu_hz INTEGER, wall_hz INTEGER, window_seconds INTEGER);"
-    "CREATE INDEX IF NOT EXISTS processes_pid ON processes(pid);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS processes_key ON processes(pid, start_ns);"
     "CREATE TABLE IF NOT EXISTS modules("
     " id INTEGER PRIMARY KEY, path TEXT NOT NULL, build_id TEXT NOT NULL DEFAULT '',"
     " UNIQUE(path, build_id));"
@@ -37,12 +37,27 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);"
     "CREATE INDEX IF NOT EXISTS samples_profile ON samples(profile, ts);"
     "CREATE INDEX IF NOT EXISTS samples_process ON samples(process_id, ts);"
+    "CREATE INDEX IF NOT EXISTS samples_stack ON samples(stack_id);"
+    "CREATE TABLE IF NOT EXISTS crashes("
+    " id INTEGER PRIMARY KEY, process_id INTEGER NOT NULL, pid INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, time_ns INTEGER NOT NULL, signal INTEGER, code INTEGER,"
+    " fault_address INTEGER, sender_pid INTEGER, tid INTEGER, thread_name TEXT,"
+    " stack_id INTEGER, registers TEXT, record TEXT UNIQUE, samples_saved INTEGER,"
+    " ingested_ns INTEGER);"
+    "CREATE INDEX IF NOT EXISTS crashes_process ON crashes(process_id);"
+    "CREATE TABLE IF NOT EXISTS crash_threads("
+    " crash_id INTEGER NOT NULL, tid INTEGER, name TEXT, state TEXT, stack_id INTEGER);"
+    "CREATE INDEX IF NOT EXISTS crash_threads_crash ON crash_threads(crash_id);"
+    "CREATE TABLE IF NOT EXISTS crash_modules("
+    " crash_id INTEGER NOT NULL, path TEXT, base INTEGER, build_id TEXT);"
     "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');";
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_PROCESS_INSERT] =
         "INSERT INTO processes(pid, ppid, app_name, exe, cmdline, tags, hostname, start_ns,"
-        " last_seen, cpu_hz, wall_hz, window_seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+        " last_seen, cpu_hz, wall_hz, window_seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(pid, start_ns) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)"
+        " RETURNING id",
     [ST_PROCESS_SEEN] = "UPDATE processes SET last_seen = ? WHERE id = ?",
     [ST_PROCESS_END] =
         "UPDATE processes SET end_ns = ?, end_reason = ?, last_seen = ? / 1000000000"
@@ -51,9 +66,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " ON CONFLICT(path, build_id) DO UPDATE SET path = excluded.path"
                          " RETURNING id",
     [ST_FRAME_UPSERT] =
-        "INSERT INTO frames(kind, module_id, address, function, last_seen)"
-        " VALUES('native', ?, ?, ?, ?) ON CONFLICT(module_id, address, kind, function)"
-        " DO UPDATE SET last_seen = excluded.last_seen RETURNING id",
+        "INSERT INTO frames(kind, module_id, address, function, last_seen, file, line)"
+        " VALUES('native', ?, ?, ?, ?, ?, ?) ON CONFLICT(module_id, address, kind, function)"
+        " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),"
+        " file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line)"
+        " RETURNING id",
     [ST_FRAME_TOUCH] = "UPDATE frames SET last_seen = ? WHERE id = ?",
     [ST_STACK_UPSERT] =
         "INSERT INTO stacks(hash, depth, frame_ids, last_seen) VALUES(?, ?, ?, ?)"
@@ -61,7 +78,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SAMPLE_INSERT] =
         "INSERT INTO samples(process_id, pid, ts, tid, thread_name, profile, stack_id, count,"
         " value) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [ST_TRIM_SAMPLES] = "DELETE FROM samples WHERE ts < ?",
+    /* The window before a crash is kept with the crash (see cs_db_trim for its bound). */
+    [ST_TRIM_SAMPLES] = "DELETE FROM samples WHERE ts < ?"
+                        " AND process_id NOT IN (SELECT process_id FROM crashes)",
 };
 
 void cs_db_set_error(cs_db *db, const char *what)

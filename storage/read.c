@@ -22,7 +22,7 @@ int cs_db_profile_rows(cs_db *db, const cs_query *q,
     static const char sql[] =
         "SELECT stack_id, pid, tid, thread_name, SUM(count), SUM(value) FROM samples"
         " WHERE profile = ?1 AND (?2 = 0 OR pid = ?2) AND (?3 = 0 OR ts >= ?3)"
-        " AND (?4 = 0 OR ts <= ?4)"
+        " AND (?4 = 0 OR ts <= ?4) AND (?5 = 0 OR process_id = ?5)"
         " GROUP BY stack_id, pid, tid, thread_name ORDER BY SUM(value) DESC";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -33,6 +33,7 @@ int cs_db_profile_rows(cs_db *db, const cs_query *q,
     sqlite3_bind_int(st, 2, q->pid);
     sqlite3_bind_int64(st, 3, q->from_ts);
     sqlite3_bind_int64(st, 4, q->until_ts);
+    sqlite3_bind_int64(st, 5, q->process_id);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         cs_profile_row r = {

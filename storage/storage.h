@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 #define CS_SCHEMA_VERSION 1
+/* How many crashes keep their pre-crash window; older ones keep only the crash itself. */
+#define CS_KEEP_CRASHES_STR "100"
 
 typedef struct cs_db cs_db;
 
@@ -44,6 +46,11 @@ int64_t cs_db_module_id(cs_db *db, const char *path, const char *build_id);
 /* Returns the id of the native frame (module_id, address), inserting or touching it. */
 int64_t cs_db_frame_id(cs_db *db, int64_t module_id, uint64_t address, const char *function,
                        int64_t now_s);
+/* The same with a source location (the crash helper, which reads debug info). */
+int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, const char *function,
+                            const char *file, int line, int64_t now_s);
+/* Frames that crashes refer to are never collected: last_seen is set to this. */
+#define CS_PINNED_S 4000000000000000000LL
 int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s);
 /* Returns the id of the stack made of FRAME_IDS (innermost first), inserting or touching. */
 int64_t cs_db_stack_id(cs_db *db, const int64_t *frame_ids, int n, int64_t now_s);
@@ -53,6 +60,59 @@ int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid
 /* Deletes samples older than OLDEST_TS; with GC, also stacks, frames, modules and finished
  * processes nothing can refer to any more (untouched since before GC_BEFORE_S). */
 int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s);
+
+/* --- crashes (storage/crashes.c) ------------------------------------------------------ */
+
+typedef struct cs_crash_row {
+    int64_t id, process_id;
+    int pid, ppid;
+    char kind[8]; /* "crash" or "hang"; "death" for a process that vanished (no record) */
+    int64_t time_ns;
+    int signo, code;
+    uint64_t fault_address;
+    int sender_pid, tid;
+    char *thread_name, *app_name, *exe, *cmdline, *registers, *hostname;
+    int64_t stack_id, start_ns, last_seen;
+    int samples_saved;
+} cs_crash_row;
+
+typedef struct cs_crash_thread_row {
+    int tid;
+    char *name;
+    char state[16];
+    int64_t stack_id;
+} cs_crash_thread_row;
+
+/* Inserts a crash of PROCESS_ID; returns its id (0 if RECORD was already ingested). */
+int64_t cs_db_crash_insert(cs_db *db, const cs_crash_row *c, const char *record);
+int cs_db_crash_thread_insert(cs_db *db, int64_t crash_id, const cs_crash_thread_row *t);
+int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uint64_t base,
+                              const char *build_id);
+/* Keeps the frames of every stack of PROCESS_ID's samples and of crash stacks for ever. */
+int cs_db_pin_process(cs_db *db, int64_t process_id, int64_t crash_id);
+
+/* Crashes (and deaths: processes on HOSTNAME that stopped being seen STALE_S seconds before
+ * NOW_S without an exit or a crash), newest first. Rows are freed with cs_crash_row_free. */
+int cs_db_crashes(cs_db *db, const char *hostname, int64_t now_s, int64_t stale_s,
+                  cs_crash_row **out, int *n);
+/* One crash by id (or the newest when ID is 0). Returns 1 found, 0 not found, -1 error. */
+int cs_db_crash_get(cs_db *db, int64_t id, cs_crash_row *out);
+/* The newest crash of PID at or after SINCE_NS; 0 if none yet. */
+int64_t cs_db_crash_of_pid(cs_db *db, int pid, int64_t since_ns);
+int cs_db_crash_threads(cs_db *db, int64_t crash_id, cs_crash_thread_row **out, int *n);
+void cs_crash_row_free(cs_crash_row *c);
+void cs_crash_threads_free(cs_crash_thread_row *t, int n);
+
+/* Per-second activity of PROCESS_ID in [FROM, UNTIL]: calls CB(ts, cpu, wall, top, top_n)
+ * where TOP is the innermost function of the most frequent cpu stack of that second. */
+int cs_db_seconds(cs_db *db, int64_t process_id, int64_t from, int64_t until,
+                  int (*cb)(int64_t ts, int64_t cpu, int64_t wall, const char *top,
+                            int64_t top_n, void *arg),
+                  void *arg);
+/* The hottest innermost functions of PROCESS_ID's PROFILE samples in [FROM, UNTIL]. */
+int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int64_t from,
+                        int64_t until, int limit,
+                        int (*cb)(const char *function, int64_t count, void *arg), void *arg);
 
 /* --- the read path (storage/read.c) ------------------------------------------------ */
 
@@ -77,6 +137,7 @@ typedef struct cs_profile_row {
 typedef struct cs_query {
     const char *profile; /* "cpu", "wall" */
     int pid;             /* 0: all */
+    int64_t process_id;  /* 0: all */
     int64_t from_ts, until_ts; /* inclusive seconds; 0: open */
 } cs_query;
 

@@ -71,9 +71,9 @@ int64_t cs_db_process_insert(cs_db *db, const cs_process_info *p)
     sqlite3_bind_int(st, 10, p->cpu_hz);
     sqlite3_bind_int(st, 11, p->wall_hz);
     sqlite3_bind_int(st, 12, p->window_seconds);
-    if (done(db, st, "insert process") != 0)
-        return -1;
-    return sqlite3_last_insert_rowid(db->h);
+    /* An upsert: the crash helper may have created the row first (a crash within the first
+     * second), and both sides must end up with the same id. */
+    return returning_id(db, st, "insert process");
 }
 
 int cs_db_process_seen(cs_db *db, int64_t process_id, int64_t now_s)
@@ -111,6 +111,12 @@ int64_t cs_db_module_id(cs_db *db, const char *path, const char *build_id)
 int64_t cs_db_frame_id(cs_db *db, int64_t module_id, uint64_t address, const char *function,
                        int64_t now_s)
 {
+    return cs_db_frame_id_line(db, module_id, address, function, NULL, 0, now_s);
+}
+
+int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, const char *function,
+                            const char *file, int line, int64_t now_s)
+{
     sqlite3_stmt *st = cs_db_stmt(db, ST_FRAME_UPSERT);
     if (!st)
         return -1;
@@ -119,6 +125,10 @@ int64_t cs_db_frame_id(cs_db *db, int64_t module_id, uint64_t address, const cha
     /* UNIQUE treats NULLs as distinct, so "no name" is stored as '' to deduplicate. */
     sqlite3_bind_text(st, 3, function ? function : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now_s);
+    if (file) {
+        sqlite3_bind_text(st, 5, file, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, line);
+    }
     return returning_id(db, st, "frame");
 }
 
@@ -200,12 +210,19 @@ int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
         return 0;
     sqlite3_stmt *g;
     static const char *const gc_sql[] = {
-        "DELETE FROM stacks WHERE last_seen < ?1",
+        /* Crashes beyond the newest CS_KEEP_CRASHES lose their window (not their record). */
+        "DELETE FROM samples WHERE process_id IN (SELECT process_id FROM crashes"
+        " ORDER BY id DESC LIMIT -1 OFFSET " CS_KEEP_CRASHES_STR ")"
+        " AND ts < ?1",
+        "DELETE FROM stacks WHERE last_seen < ?1 AND id NOT IN (SELECT stack_id FROM samples)"
+        " AND id NOT IN (SELECT stack_id FROM crashes WHERE stack_id IS NOT NULL)"
+        " AND id NOT IN (SELECT stack_id FROM crash_threads WHERE stack_id IS NOT NULL)",
         "DELETE FROM frames WHERE last_seen < ?1",
         "DELETE FROM modules WHERE id NOT IN (SELECT DISTINCT module_id FROM frames)",
         /* A process is kept while it may still write, or while samples name it. */
         "DELETE FROM processes WHERE last_seen < ?1"
-        " AND id NOT IN (SELECT DISTINCT process_id FROM samples)",
+        " AND id NOT IN (SELECT DISTINCT process_id FROM samples)"
+        " AND id NOT IN (SELECT process_id FROM crashes)",
     };
     for (size_t i = 0; i < sizeof gc_sql / sizeof gc_sql[0]; i++) {
         if (sqlite3_prepare_v2(db->h, gc_sql[i], -1, &g, NULL) != SQLITE_OK) {

@@ -1,0 +1,212 @@
+/*
+ * crashes.c: `crashscope crashes` and `crashscope inspect`.
+ *
+ * Both first ingest crash records left on disk, then read. A process that stopped being
+ * seen without an exit or a crash record (SIGKILL, the OOM killer) is listed as a death.
+ */
+#include "cli.h"
+
+#include "../storage/storage.h"
+#include "ingest.h"
+#include "json.h"
+#include "report.h"
+#include "signames.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A live process updates last_seen every second; this long without it, it is gone. */
+#define DEATH_STALE_S 10
+
+static cs_db *open_for_reading(const char *opt_db)
+{
+    cs_config c;
+    cs_config_load(&c, 0);
+    const char *path = cs_cli_db_path(opt_db, &c);
+    if (!path) {
+        cs_cli_error("no database: set CRASHSCOPE_DB or pass --db");
+        return NULL;
+    }
+    if (access(path, F_OK) != 0) {
+        cs_cli_error("%s does not exist: nothing has been recorded there yet", path);
+        return NULL;
+    }
+    cs_ingest_pending(path);
+    char err[512];
+    cs_db *db = cs_db_open(path, 1, err, sizeof err);
+    if (!db)
+        cs_cli_error("%s", err);
+    return db;
+}
+
+static void where(cs_db *db, const cs_crash_row *c, char *out, size_t len)
+{
+    cs_frame_row *f;
+    int n;
+    out[0] = 0;
+    if (!strcmp(c->kind, "death")) {
+        snprintf(out, len, "vanished without exit or crash record (SIGKILL? OOM killer?)");
+        return;
+    }
+    if (c->stack_id <= 0 || cs_db_stack_frames(db, c->stack_id, &f, &n) != 0)
+        return;
+    int i = cs_culprit_frame(f, n);
+    if (n) {
+        if (f[i].file)
+            snprintf(out, len, "%s (%s:%" PRId64 ")", f[i].function ? f[i].function : "?",
+                     f[i].file, f[i].line);
+        else
+            snprintf(out, len, "%s", f[i].function && *f[i].function ? f[i].function : "?");
+    }
+    cs_frames_free(f, n);
+}
+
+int cs_cmd_crashes(int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *opt_db = NULL;
+    int json = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'd')
+            opt_db = optarg;
+        else if (o == 'j')
+            json = 1;
+        else {
+            fputs("usage: crashscope crashes [--db PATH] [--json]\n", o == 'h' ? stdout : stderr);
+            return o == 'h' ? 0 : 2;
+        }
+    }
+    cs_db *db = open_for_reading(opt_db);
+    if (!db)
+        return 1;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    cs_crash_row *rows;
+    int n;
+    if (cs_db_crashes(db, host, (int64_t)time(NULL), DEATH_STALE_S, &rows, &n) != 0) {
+        cs_cli_error("%s", cs_db_error(db));
+        cs_db_close(db);
+        return 1;
+    }
+    if (json)
+        fputc('[', stdout);
+    else if (n == 0)
+        puts("no crashes recorded");
+    else
+        printf("%-5s %-23s %-6s %-8s %-16s %-8s %s\n", "ID", "WHEN (UTC)", "KIND", "PID", "APP",
+               "SIGNAL", "WHERE");
+    for (int i = 0; i < n; i++) {
+        cs_crash_row *c = &rows[i];
+        char when[40], w[512], id[24];
+        cs_format_time(c->time_ns, when, sizeof when, json);
+        where(db, c, w, sizeof w);
+        int death = !strcmp(c->kind, "death");
+        if (json) {
+            fputs(i ? ",{" : "{", stdout);
+            cs_json_key(stdout, "id", 1);
+            printf("%" PRId64, c->id);
+            cs_json_key(stdout, "kind", 0);
+            cs_json_str(stdout, c->kind);
+            cs_json_key(stdout, "time", 0);
+            cs_json_str(stdout, when);
+            cs_json_key(stdout, "pid", 0);
+            printf("%d", c->pid);
+            cs_json_key(stdout, "app", 0);
+            cs_json_str(stdout, c->app_name);
+            cs_json_key(stdout, "signal", 0);
+            cs_json_str(stdout, death ? NULL : cs_signal_name(c->signo));
+            cs_json_key(stdout, "code", 0);
+            cs_json_str(stdout, death ? NULL : cs_code_name(c->signo, c->code));
+            cs_json_key(stdout, "where", 0);
+            cs_json_str(stdout, w);
+            fputc('}', stdout);
+        } else {
+            snprintf(id, sizeof id, death ? "-" : "%" PRId64, c->id);
+            printf("%-5s %-23.23s %-6s %-8d %-16.16s %-8s %s\n", id, when, c->kind, c->pid,
+                   c->app_name ? c->app_name : "?", death ? "-" : cs_signal_name(c->signo), w);
+        }
+        cs_crash_row_free(c);
+    }
+    if (json)
+        puts("]");
+    free(rows);
+    cs_db_close(db);
+    return 0;
+}
+
+int cs_cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"crash", required_argument, 0, 'c'},
+        {"last", no_argument, 0, 'l'},          {"seconds", required_argument, 0, 's'},
+        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *opt_db = NULL;
+    long id = 0, seconds = 60;
+    int json = 0, o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end;
+        switch (o) {
+        case 'd': opt_db = optarg; break;
+        case 'l': id = 0; break;
+        case 'j': json = 1; break;
+        case 'c':
+            id = strtol(optarg, &end, 10);
+            if (*end || id <= 0) {
+                cs_cli_error("--crash '%s' is not a crash id (see crashscope crashes)", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            seconds = strtol(optarg, &end, 10);
+            if (*end || seconds <= 0 || seconds > 7 * 86400) {
+                cs_cli_error("--seconds '%s' is not a number of seconds", optarg);
+                return 2;
+            }
+            break;
+        default:
+            fputs("usage: crashscope inspect [--db PATH] [--crash ID | --last] [--seconds N] "
+                  "[--json]\n",
+                  o == 'h' ? stdout : stderr);
+            return o == 'h' ? 0 : 2;
+        }
+    }
+    cs_db *db = open_for_reading(opt_db);
+    if (!db)
+        return 1;
+    int rc = cs_report_print(db, id, (int)seconds, json, stdout);
+    if (rc == 1)
+        cs_cli_error(id ? "no crash %ld in this database (see crashscope crashes)"
+                        : "no crashes recorded in this database%.0ld",
+                     id);
+    else if (rc < 0)
+        cs_cli_error("%s", cs_db_error(db));
+    cs_db_close(db);
+    return rc == 0 ? 0 : 1;
+}
+
+int cs_cmd_ingest(int argc, char **argv)
+{
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'}, {0, 0, 0, 0}};
+    const char *db = NULL;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1)
+        if (o == 'd')
+            db = optarg;
+    if (!db || optind >= argc) {
+        fputs("usage: crashscope _ingest --db PATH RECORD (run by the crash handler)\n", stderr);
+        return 2;
+    }
+    return cs_ingest_record(db, argv[optind], 1) >= 0 ? 0 : 1;
+}

@@ -1,0 +1,365 @@
+/*
+ * report.c: the crash report, for a person (text) and for scripts (JSON).
+ *
+ * The text is what somebody debugging at 3 a.m. needs first: what killed the process, where,
+ * in which thread, what every other thread was doing, and what the process was busy with in
+ * the minute before. The JSON carries the same, with stable keys (see README).
+ * Read-only: never writes the database.
+ */
+#include "report.h"
+
+#include "json.h"
+#include "signames.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void cs_format_time(int64_t ns, char *out, size_t len, int iso)
+{
+    time_t s = (time_t)(ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char d[32];
+    strftime(d, sizeof d, iso ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
+    int ms = (int)((ns / 1000000) % 1000);
+    snprintf(out, len, "%.20s.%03d%s", d, ms < 0 ? 0 : ms, iso ? "Z" : " UTC");
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+static int is_system_module(const char *m)
+{
+    const char *b = base_name(m);
+    return b && (!strncmp(b, "libc.so", 7) || !strncmp(b, "libc-", 5) ||
+                 !strncmp(b, "ld-linux", 8) || !strncmp(b, "libpthread", 10) ||
+                 !strncmp(b, "libcrashscope", 13));
+}
+
+int cs_culprit_frame(const cs_frame_row *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!is_system_module(f[i].module))
+            return i;
+    return 0;
+}
+
+static const char *fn_name(const cs_frame_row *f, char *buf, size_t len)
+{
+    if (f->function && *f->function)
+        return f->function;
+    if (f->module)
+        snprintf(buf, len, "%s+0x%" PRIx64, base_name(f->module), f->address);
+    else
+        snprintf(buf, len, "0x%" PRIx64, f->address);
+    return buf;
+}
+
+static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *indent, int limit)
+{
+    cs_frame_row *f;
+    int n;
+    if (stack_id <= 0 || cs_db_stack_frames(db, stack_id, &f, &n) != 0) {
+        fprintf(out, "%s(no stack)\n", indent);
+        return;
+    }
+    for (int i = 0; i < n && i < limit; i++) {
+        char buf[96], where[512] = "";
+        if (f[i].file)
+            snprintf(where, sizeof where, "%s:%" PRId64, f[i].file, f[i].line);
+        char mod[160] = "";
+        if (f[i].module)
+            snprintf(mod, sizeof mod, "%s+0x%" PRIx64, base_name(f[i].module), f[i].address);
+        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, fn_name(&f[i], buf, sizeof buf), where,
+                *where && *mod ? "  " : "", mod);
+    }
+    if (n > limit)
+        fprintf(out, "%s... %d more frames\n", indent, n - limit);
+    cs_frames_free(f, n);
+}
+
+static void json_stack(FILE *out, cs_db *db, int64_t stack_id)
+{
+    cs_frame_row *f;
+    int n;
+    fputc('[', out);
+    if (stack_id > 0 && cs_db_stack_frames(db, stack_id, &f, &n) == 0) {
+        for (int i = 0; i < n; i++) {
+            char buf[96], addr[24];
+            fputs(i ? ",{" : "{", out);
+            cs_json_key(out, "function", 1);
+            cs_json_str(out, fn_name(&f[i], buf, sizeof buf));
+            cs_json_key(out, "module", 0);
+            cs_json_str(out, f[i].module);
+            cs_json_key(out, "file", 0);
+            cs_json_str(out, f[i].file);
+            cs_json_key(out, "line", 0);
+            if (f[i].file)
+                fprintf(out, "%" PRId64, f[i].line);
+            else
+                fputs("null", out);
+            cs_json_key(out, "kind", 0);
+            cs_json_str(out, f[i].kind);
+            cs_json_key(out, "address", 0);
+            snprintf(addr, sizeof addr, "0x%" PRIx64, f[i].address);
+            cs_json_str(out, addr);
+            fputc('}', out);
+        }
+        cs_frames_free(f, n);
+    }
+    fputc(']', out);
+}
+
+typedef struct window_ctx {
+    FILE *out;
+    int json, first;
+    int64_t crash_s;
+    int64_t cpu, wall;
+} window_ctx;
+
+static int on_second(int64_t ts, int64_t cpu, int64_t wall, const char *top, int64_t top_n,
+                     void *arg)
+{
+    window_ctx *w = arg;
+    w->cpu += cpu;
+    w->wall += wall;
+    if (w->json) {
+        fputs(w->first ? "{" : ",{", w->out);
+        w->first = 0;
+        cs_json_key(w->out, "ts", 1);
+        fprintf(w->out, "%" PRId64, ts);
+        cs_json_key(w->out, "cpu", 0);
+        fprintf(w->out, "%" PRId64, cpu);
+        cs_json_key(w->out, "wall", 0);
+        fprintf(w->out, "%" PRId64, wall);
+        cs_json_key(w->out, "top", 0);
+        cs_json_str(w->out, top);
+        fputc('}', w->out);
+    } else {
+        char t[40];
+        cs_format_time(ts * 1000000000LL, t, sizeof t, 0);
+        fprintf(w->out, "  %.8s %4" PRId64 "s  cpu %4" PRId64 "  wall %5" PRId64 "  %s", t + 11,
+                ts - w->crash_s, cpu, wall, top ? top : "");
+        if (top && cpu > 0)
+            fprintf(w->out, " (%" PRId64 "%%)", top_n * 100 / cpu);
+        fputc('\n', w->out);
+    }
+    return 0;
+}
+
+typedef struct top_ctx {
+    FILE *out;
+    int json, first;
+    int64_t total;
+} top_ctx;
+
+static int on_top(const char *fn, int64_t count, void *arg)
+{
+    top_ctx *t = arg;
+    if (t->json) {
+        fputs(t->first ? "{" : ",{", t->out);
+        t->first = 0;
+        cs_json_key(t->out, "function", 1);
+        cs_json_str(t->out, fn);
+        cs_json_key(t->out, "samples", 0);
+        fprintf(t->out, "%" PRId64 "}", count);
+    } else {
+        fprintf(t->out, "  %5.1f%%  %s\n", t->total ? 100.0 * (double)count / (double)t->total : 0,
+                fn ? fn : "?");
+    }
+    return 0;
+}
+
+static void json_registers(FILE *out, const char *regs)
+{
+    fputc('{', out);
+    int first = 1;
+    char *copy = regs ? strdup(regs) : NULL;
+    for (char *save = NULL, *tok = copy ? strtok_r(copy, " ", &save) : NULL; tok;
+         tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        cs_json_key(out, tok, first);
+        cs_json_str(out, eq + 1);
+        first = 0;
+    }
+    free(copy);
+    fputc('}', out);
+}
+
+int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
+{
+    cs_crash_row c;
+    int found = cs_db_crash_get(db, id, &c);
+    if (found <= 0)
+        return found < 0 ? -1 : 1;
+    cs_frame_row *frames = NULL;
+    int nframes = 0;
+    cs_db_stack_frames(db, c.stack_id, &frames, &nframes);
+    int culprit = cs_culprit_frame(frames, nframes);
+    cs_crash_thread_row *threads = NULL;
+    int nthreads = 0;
+    cs_db_crash_threads(db, c.id, &threads, &nthreads);
+    int64_t crash_s = c.time_ns / 1000000000;
+    int64_t from = crash_s - seconds + 1;
+    char when[40], fault[24];
+    snprintf(fault, sizeof fault, "0x%" PRIx64, c.fault_address);
+    const char *sig = cs_signal_name(c.signo);
+    char signame[16];
+    snprintf(signame, sizeof signame, "%s", sig);
+
+    if (json) {
+        fputs("{\"crash\":{", out);
+        cs_json_key(out, "id", 1);
+        fprintf(out, "%" PRId64, c.id);
+        cs_json_key(out, "kind", 0);
+        cs_json_str(out, c.kind);
+        cs_json_key(out, "pid", 0);
+        fprintf(out, "%d", c.pid);
+        cs_json_key(out, "ppid", 0);
+        fprintf(out, "%d", c.ppid);
+        cs_json_key(out, "app", 0);
+        cs_json_str(out, c.app_name);
+        cs_json_key(out, "signal", 0);
+        cs_json_str(out, signame);
+        cs_json_key(out, "signal_number", 0);
+        fprintf(out, "%d", c.signo);
+        cs_json_key(out, "code", 0);
+        cs_json_str(out, cs_code_name(c.signo, c.code));
+        cs_json_key(out, "code_description", 0);
+        cs_json_str(out, cs_code_text(c.signo, c.code));
+        cs_json_key(out, "fault_address", 0);
+        cs_json_str(out, fault);
+        cs_json_key(out, "sender_pid", 0);
+        fprintf(out, "%d", c.sender_pid);
+        cs_format_time(c.time_ns, when, sizeof when, 1);
+        cs_json_key(out, "time", 0);
+        cs_json_str(out, when);
+        cs_json_key(out, "time_ns", 0);
+        fprintf(out, "%" PRId64, c.time_ns);
+        cs_json_key(out, "thread", 0);
+        fputc('{', out);
+        cs_json_key(out, "tid", 1);
+        fprintf(out, "%d", c.tid);
+        cs_json_key(out, "name", 0);
+        cs_json_str(out, c.thread_name);
+        fputc('}', out);
+        cs_json_key(out, "culprit_frame", 0);
+        fprintf(out, "%d", culprit);
+        cs_json_key(out, "stack", 0);
+        json_stack(out, db, c.stack_id);
+        cs_json_key(out, "threads", 0);
+        fputc('[', out);
+        for (int i = 0; i < nthreads; i++) {
+            fputs(i ? ",{" : "{", out);
+            cs_json_key(out, "tid", 1);
+            fprintf(out, "%d", threads[i].tid);
+            cs_json_key(out, "name", 0);
+            cs_json_str(out, threads[i].name);
+            cs_json_key(out, "state", 0);
+            cs_json_str(out, threads[i].state);
+            cs_json_key(out, "stack", 0);
+            json_stack(out, db, threads[i].stack_id);
+            fputc('}', out);
+        }
+        fputc(']', out);
+        cs_json_key(out, "registers", 0);
+        json_registers(out, c.registers);
+        cs_json_key(out, "samples_saved_at_crash", 0);
+        fprintf(out, "%d", c.samples_saved);
+        fputs("},\"process\":{", out);
+        cs_json_key(out, "pid", 1);
+        fprintf(out, "%d", c.pid);
+        cs_json_key(out, "exe", 0);
+        cs_json_str(out, c.exe);
+        cs_json_key(out, "cmdline", 0);
+        cs_json_str(out, c.cmdline);
+        cs_json_key(out, "hostname", 0);
+        cs_json_str(out, c.hostname);
+        cs_format_time(c.start_ns, when, sizeof when, 1);
+        cs_json_key(out, "start", 0);
+        cs_json_str(out, when);
+        fputs("},\"window\":{", out);
+        cs_format_time(from * 1000000000LL, when, sizeof when, 1);
+        cs_json_key(out, "from", 1);
+        cs_json_str(out, when);
+        cs_format_time(c.time_ns, when, sizeof when, 1);
+        cs_json_key(out, "until", 0);
+        cs_json_str(out, when);
+        cs_json_key(out, "seconds", 0);
+        fputc('[', out);
+        window_ctx w = {.out = out, .json = 1, .first = 1, .crash_s = crash_s};
+        cs_db_seconds(db, c.process_id, from, crash_s, on_second, &w);
+        fputc(']', out);
+        cs_json_key(out, "samples", 0);
+        fprintf(out, "{\"cpu\":%" PRId64 ",\"wall\":%" PRId64 "}", w.cpu, w.wall);
+        cs_json_key(out, "top_cpu", 0);
+        fputc('[', out);
+        top_ctx t = {.out = out, .json = 1, .first = 1};
+        cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 10, on_top, &t);
+        fputs("]}}\n", out);
+    } else {
+        cs_format_time(c.time_ns, when, sizeof when, 0);
+        int hang = !strcmp(c.kind, "hang");
+        fprintf(out, "crash %" PRId64 ": %s (pid %d) %s %s at %s\n", c.id,
+                c.app_name ? c.app_name : "?", c.pid, hang ? "was stopped as hung by" : "died of",
+                signame, when);
+        if (hang)
+            fprintf(out, "  %s sent by pid %d (its parent): a worker timeout, not a crash\n",
+                    signame, c.sender_pid);
+        else if (c.code <= 0)
+            fprintf(out, "  %s (%s), sent by pid %d\n", cs_code_name(c.signo, c.code),
+                    cs_code_text(c.signo, c.code), c.sender_pid);
+        else
+            fprintf(out, "  %s (%s), fault address %s\n", cs_code_name(c.signo, c.code),
+                    cs_code_text(c.signo, c.code), fault);
+        fprintf(out, "  thread \"%s\" (tid %d)", c.thread_name ? c.thread_name : "", c.tid);
+        if (nframes) {
+            char buf[96];
+            fprintf(out, ", in %s", fn_name(&frames[culprit], buf, sizeof buf));
+            if (frames[culprit].file)
+                fprintf(out, " at %s:%" PRId64, frames[culprit].file, frames[culprit].line);
+        }
+        fprintf(out, "\n  command: %s (parent %d, ran %.1f s)\n", c.cmdline ? c.cmdline : "?",
+                c.ppid, (double)(c.time_ns - c.start_ns) / 1e9);
+        fprintf(out, "\nstack of the %s thread (innermost first):\n",
+                hang ? "signalled" : "crashing");
+        text_stack(out, db, c.stack_id, "  ", 64);
+        int answered = 0;
+        for (int i = 0; i < nthreads; i++)
+            answered += !strcmp(threads[i].state, "ok");
+        fprintf(out, "\nother threads (%d, %d answered):\n", nthreads, answered);
+        for (int i = 0; i < nthreads; i++) {
+            fprintf(out, "  tid %d \"%s\"%s\n", threads[i].tid,
+                    threads[i].name ? threads[i].name : "",
+                    strcmp(threads[i].state, "ok") ? ": did not answer within 0.5 s" : "");
+            if (!strcmp(threads[i].state, "ok"))
+                text_stack(out, db, threads[i].stack_id, "    ", 24);
+        }
+        fprintf(out, "\nthe %d s before (per second: cpu and wall samples, busiest function):\n",
+                seconds);
+        window_ctx w = {.out = out, .crash_s = crash_s};
+        cs_db_seconds(db, c.process_id, from, crash_s, on_second, &w);
+        if (w.cpu + w.wall == 0)
+            fputs("  (nothing recorded in that time)\n", out);
+        if (w.cpu) {
+            fprintf(out, "\nwhere the CPU went in those %d s (%" PRId64 " samples):\n", seconds,
+                    w.cpu);
+            top_ctx t = {.out = out, .total = w.cpu};
+            cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 8, on_top, &t);
+        }
+        fprintf(out, "\nregisters: %s\n", c.registers ? c.registers : "");
+    }
+    cs_frames_free(frames, nframes);
+    cs_crash_threads_free(threads, nthreads);
+    cs_crash_row_free(&c);
+    return 0;
+}
