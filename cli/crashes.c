@@ -12,7 +12,9 @@
 #include "report.h"
 #include "signames.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A live process updates last_seen every second; this long without it, it is gone. */
-#define DEATH_STALE_S 10
+/* A live process updates last_seen every second. One not seen for this long, whose pid is
+ * no longer alive on this host, died without a word. */
+#define DEATH_STALE_S 3
 
 static cs_db *open_for_reading(const char *opt_db)
 {
@@ -104,14 +107,19 @@ int cs_cmd_crashes(int argc, char **argv)
     else
         printf("%-5s %-23s %-6s %-8s %-16s %-8s %s\n", "ID", "WHEN (UTC)", "KIND", "PID", "APP",
                "SIGNAL", "WHERE");
+    int shown = 0;
     for (int i = 0; i < n; i++) {
         cs_crash_row *c = &rows[i];
         char when[40], w[512], id[24];
+        if (!strcmp(c->kind, "death") && (kill(c->pid, 0) == 0 || errno == EPERM)) {
+            cs_crash_row_free(c); /* still running (only its writer is late) */
+            continue;
+        }
         cs_format_time(c->time_ns, when, sizeof when, json);
         where(db, c, w, sizeof w);
         int death = !strcmp(c->kind, "death");
         if (json) {
-            fputs(i ? ",{" : "{", stdout);
+            fputs(shown++ ? ",{" : "{", stdout);
             cs_json_key(stdout, "id", 1);
             printf("%" PRId64, c->id);
             cs_json_key(stdout, "kind", 0);

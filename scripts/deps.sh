@@ -8,7 +8,7 @@ set -eu
 # build: compiler, cmake, and the four libraries the recorder and CLI link against.
 BUILD_PKGS="gcc make cmake pkg-config libunwind-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev libelf-dev libdw-dev"
 # test: go tool pprof, sqlite3 shell, a C++ compiler for the exception test, python apps.
-TEST_PKGS="g++ golang-go sqlite3 python3 python3-flask gunicorn python3-uvicorn wrk"
+TEST_PKGS="g++ gdb golang-go sqlite3 python3 python3-flask gunicorn python3-uvicorn wrk"
 
 want=$BUILD_PKGS
 case "${1:-build}" in

@@ -12,8 +12,8 @@ with open(script, "w") as f:
             "    for i in range(n):\n"
             "        s += i * i\n"
             "    return s\n"
-            "end = time.time() + 2\n"
-            "while time.time() < end:\n"
+            "end = time.process_time() + 2\n"
+            "while time.process_time() < end:\n"
             "    hot_loop(100000)\n"
             "print('done')\n")
 db = os.path.join(d, "py.db")

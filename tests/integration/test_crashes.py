@@ -1,0 +1,125 @@
+"""The crash handler, as a new user would check it: programs that die of SIGSEGV (NULL
+dereference in a named worker thread, stack overflow, a signal sent with kill), SIGABRT
+(abort, double free while other threads hammer malloc), SIGBUS, SIGILL and SIGFPE. Each is
+reported with the right signal, code and faulting function, the program's exit status is the
+one it has without crashscope, nothing hangs, and the core dump still shows the fault."""
+import json
+import os
+import signal
+import subprocess
+import time
+from harness import *
+
+d = tmpdir()
+CRASHER = prog("crasher")
+
+# mode: (signal, code, culprit function, thread name or None)
+CASES = {
+    "null": (signal.SIGSEGV, "SEGV_MAPERR", "store_record", "db-worker"),
+    "overflow": (signal.SIGSEGV, "SEGV_MAPERR", "recurse_forever", None),
+    "abort": (signal.SIGABRT, "SI_TKILL", "validate_invariant", None),
+    "bus": (signal.SIGBUS, "BUS_ADRERR", "read_mapped", None),
+    "ill": (signal.SIGILL, "ILL_ILLOPN", "execute_opcode", None),
+    "fpe": (signal.SIGFPE, "FPE_INTDIV", "compute_ratio", None),
+    "doublefree": (signal.SIGABRT, "SI_TKILL", "release_buffer", None),
+    "segv-user": (signal.SIGSEGV, "SI_USER", "send_self", None),
+}
+
+
+def inspect_json(db, crash=None):
+    args = [CRASHSCOPE, "inspect", "--db", db, "--json"] + (["--crash", str(crash)] if crash else [])
+    st, out, err = run(args, timeout=30)
+    try:
+        return json.loads(out) if st == 0 else None
+    except ValueError:
+        check(False, "inspect --json prints one JSON object: %r" % out[:200])
+        return None
+
+
+for mode, (sig, code, fn, tname) in CASES.items():
+    db = os.path.join(d, mode + ".db")
+    plain = run([CRASHER, mode], timeout=30)
+    t0 = time.time()
+    st, out, err = record([CRASHER, mode], db, timeout=30)
+    took = time.time() - t0
+    check(plain[0] == -sig, "%s: without crashscope it dies of %s (%r)" % (mode, sig.name, plain[0]))
+    check(st == 128 + sig, "%s: under crashscope run the status is 128+%s (%r)" % (mode, sig.name, st))
+    check(took < 10, "%s: died and was reported within 10 s (%.1f s)" % (mode, took))
+    check("crash 1: crasher" in err and ("died of %s" % sig.name) in err,
+          "%s: crashscope run printed the report" % mode)
+    j = inspect_json(db)
+    if not check(j is not None, "%s: inspect --json works" % mode):
+        continue
+    c = j["crash"]
+    stack = [f["function"] for f in c["stack"]]
+    check(c["signal"] == sig.name and c["code"] == code,
+          "%s: signal %s code %s (got %s %s)" % (mode, sig.name, code, c["signal"], c["code"]))
+    culprit = stack[c["culprit_frame"]] if stack else ""
+    check(culprit.startswith(fn), "%s: the faulting function is %s (got %s; stack %s)"
+          % (mode, fn, culprit, stack[:6]))
+    if tname:
+        check(c["thread"]["name"] == tname, "%s: thread name %s (got %r)" % (mode, tname, c["thread"]))
+    idlers = [t for t in c["threads"] if t["name"] == "idler"]
+    check(len(idlers) == 1 and any(f["function"] == "idle_wait" for f in idlers[0]["stack"]),
+          "%s: the other thread is reported waiting in idle_wait" % mode)
+
+# The NULL dereference in detail: every key scripts rely on.
+j = inspect_json(os.path.join(d, "null.db"))
+c = j["crash"]
+check(c["fault_address"] == "0x0", "null: fault address 0x0 (got %s)" % c["fault_address"])
+check(c["stack"][0]["function"] == "store_record" and c["stack"][1]["function"] == "db_worker",
+      "null: frame 0 is store_record, its caller db_worker")
+f0 = c["stack"][0]
+check(f0["kind"] == "native" and f0["module"].endswith("/crasher") and
+      f0["file"].endswith("crasher.c") and isinstance(f0["line"], int) and
+      f0["address"].startswith("0x"), "null: frame has module, file:line, kind, address: %s" % f0)
+for key in ("id", "pid", "time", "threads"):
+    check(key in c, "crash.%s present" % key)
+check(isinstance(c["thread"]["tid"], int) and c["thread"]["tid"] != c["pid"],
+      "crash.thread.tid is the worker's own tid")
+w = j["window"]
+check(all(k in w for k in ("from", "until")) and set(w["samples"]) == {"cpu", "wall"},
+      "window.from, window.until, window.samples.cpu/wall present")
+check(w["samples"]["wall"] > 0, "the window before the crash has wall samples (%s)" % w["samples"])
+
+# The crash is listed within 2 s of the signal, without crashscope run.
+db = os.path.join(d, "fast.db")
+env = clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=db)
+p = subprocess.Popen([CRASHER, "null"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+p.stdout.readline()  # "ready": the crash follows at once
+t_signal = time.time()
+found = None
+while time.time() - t_signal < 5 and not found:
+    st, out, err = run([CRASHSCOPE, "crashes", "--db", db, "--json"], timeout=10)
+    rows = json.loads(out) if st == 0 and out.startswith("[") else []
+    found = [r for r in rows if r["kind"] == "crash" and r["pid"] == p.pid]
+    if not found:
+        time.sleep(0.05)
+p.wait(timeout=10)
+elapsed = time.time() - t_signal
+check(bool(found) and elapsed <= 2.0,
+      "the crash is in `crashscope crashes` %.2f s after the signal (<= 2 s)" % elapsed)
+check(found and found[0]["signal"] == "SIGSEGV" and "store_record" in found[0]["where"],
+      "crashes lists it with signal and function: %s" % (found[:1],))
+
+# Core dumps: the same as without crashscope, with the fault itself in frame 0.
+pattern = open("/proc/sys/kernel/core_pattern").read().strip()
+if pattern.startswith("|") or "/" in pattern:
+    print("skip core dump check: core_pattern is %r, not a file in the working directory" % pattern)
+else:
+    for preload in (False, True):
+        cwd = tmpdir()
+        env = clean_env(CRASHSCOPE_DB=os.path.join(cwd, "c.db"))
+        if preload:
+            env["LD_PRELOAD"] = LIBRARY
+        subprocess.run(["sh", "-c", "ulimit -c unlimited; exec \"$0\" null", CRASHER], cwd=cwd,
+                       env=env, timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cores = [f for f in os.listdir(cwd) if f.startswith("core")]
+        label = "with crashscope" if preload else "without crashscope"
+        if not check(len(cores) == 1, "a core file is written %s (%s)" % (label, cores)):
+            continue
+        st, out, err = run(["gdb", "-batch", "-nx", "-ex", "bt 3", CRASHER,
+                            os.path.join(cwd, cores[0])], env=clean_env(), timeout=60)
+        frame0 = next((l for l in out.splitlines() if l.startswith("#0")), "")
+        check("store_record" in frame0, "the core %s has the fault in frame 0: %r" % (label, frame0))
+finish()
