@@ -26,6 +26,29 @@
  * no longer alive on this host, died without a word. */
 #define DEATH_STALE_S 3
 
+static int pid_alive(int pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Processes that vanished are recorded as deaths by whoever reads first: the recorded
+ * siblings, or this command. Best effort: a read-only database is simply read. */
+static void mark_deaths(const char *path)
+{
+    char err[512], host[256] = "";
+    gethostname(host, sizeof host - 1);
+    cs_db *db = cs_db_open(path, 0, err, sizeof err);
+    if (!db)
+        return;
+    if (cs_db_begin(db) == 0) {
+        if (cs_db_mark_deaths(db, host, (int64_t)time(NULL) - DEATH_STALE_S, pid_alive) >= 0)
+            cs_db_commit(db);
+        else
+            cs_db_rollback(db);
+    }
+    cs_db_close(db);
+}
+
 static cs_db *open_for_reading(const char *opt_db)
 {
     cs_config c;
@@ -40,6 +63,7 @@ static cs_db *open_for_reading(const char *opt_db)
         return NULL;
     }
     cs_ingest_pending(path);
+    mark_deaths(path);
     char err[512];
     cs_db *db = cs_db_open(path, 1, err, sizeof err);
     if (!db)
@@ -95,7 +119,7 @@ int cs_cmd_crashes(int argc, char **argv)
     gethostname(host, sizeof host - 1);
     cs_crash_row *rows;
     int n;
-    if (cs_db_crashes(db, host, (int64_t)time(NULL), DEATH_STALE_S, &rows, &n) != 0) {
+    if (cs_db_crashes(db, &rows, &n) != 0) {
         cs_cli_error("%s", cs_db_error(db));
         cs_db_close(db);
         return 1;
@@ -111,10 +135,7 @@ int cs_cmd_crashes(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         cs_crash_row *c = &rows[i];
         char when[40], w[512], id[24];
-        if (!strcmp(c->kind, "death") && (kill(c->pid, 0) == 0 || errno == EPERM)) {
-            cs_crash_row_free(c); /* still running (only its writer is late) */
-            continue;
-        }
+
         cs_format_time(c->time_ns, when, sizeof when, json);
         where(db, c, w, sizeof w);
         int death = !strcmp(c->kind, "death");
@@ -138,7 +159,7 @@ int cs_cmd_crashes(int argc, char **argv)
             cs_json_str(stdout, w);
             fputc('}', stdout);
         } else {
-            snprintf(id, sizeof id, death ? "-" : "%" PRId64, c->id);
+            snprintf(id, sizeof id, "%" PRId64, c->id);
             printf("%-5s %-23.23s %-6s %-8d %-16.16s %-8s %s\n", id, when, c->kind, c->pid,
                    c->app_name ? c->app_name : "?", death ? "-" : cs_signal_name(c->signo), w);
         }

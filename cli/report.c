@@ -228,14 +228,15 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
         fprintf(out, "%d", c.ppid);
         cs_json_key(out, "app", 0);
         cs_json_str(out, c.app_name);
+        int death = !strcmp(c.kind, "death");
         cs_json_key(out, "signal", 0);
-        cs_json_str(out, signame);
+        cs_json_str(out, death ? NULL : signame);
         cs_json_key(out, "signal_number", 0);
         fprintf(out, "%d", c.signo);
         cs_json_key(out, "code", 0);
-        cs_json_str(out, cs_code_name(c.signo, c.code));
+        cs_json_str(out, death ? NULL : cs_code_name(c.signo, c.code));
         cs_json_key(out, "code_description", 0);
-        cs_json_str(out, cs_code_text(c.signo, c.code));
+        cs_json_str(out, death ? NULL : cs_code_text(c.signo, c.code));
         cs_json_key(out, "fault_address", 0);
         cs_json_str(out, fault);
         cs_json_key(out, "sender_pid", 0);
@@ -309,6 +310,15 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
     } else {
         cs_format_time(c.time_ns, when, sizeof when, 0);
         int hang = !strcmp(c.kind, "hang");
+        if (!strcmp(c.kind, "death")) {
+            fprintf(out,
+                    "crash %" PRId64 ": %s (pid %d) vanished, last seen %s\n"
+                    "  no exit and no crash record: killed with SIGKILL (the OOM killer does "
+                    "that), or the machine stopped\n  command: %s (parent %d, ran %.1f s)\n",
+                    c.id, c.app_name ? c.app_name : "?", c.pid, when, c.cmdline ? c.cmdline : "?",
+                    c.ppid, (double)(c.time_ns - c.start_ns) / 1e9);
+            goto window;
+        }
         fprintf(out, "crash %" PRId64 ": %s (pid %d) %s %s at %s\n", c.id,
                 c.app_name ? c.app_name : "?", c.pid, hang ? "was stopped as hung by" : "died of",
                 signame, when);
@@ -344,6 +354,7 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
             if (!strcmp(threads[i].state, "ok"))
                 text_stack(out, db, threads[i].stack_id, "    ", 24);
         }
+    window:
         fprintf(out, "\nthe %d s before (per second: cpu and wall samples, busiest function):\n",
                 seconds);
         window_ctx w = {.out = out, .crash_s = crash_s};
@@ -356,7 +367,8 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
             top_ctx t = {.out = out, .total = w.cpu};
             cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 8, on_top, &t);
         }
-        fprintf(out, "\nregisters: %s\n", c.registers ? c.registers : "");
+        if (c.registers)
+            fprintf(out, "\nregisters: %s\n", c.registers);
     }
     cs_frames_free(frames, nframes);
     cs_crash_threads_free(threads, nthreads);

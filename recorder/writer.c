@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +543,15 @@ static void open_db(writer *w)
     }
 }
 
+/* A process recorded on this host that has not written for this long and whose pid is gone
+ * died without a word (SIGKILL, the OOM killer): its siblings record the death. */
+#define DEATH_STALE_S 3
+
+static int pid_alive(int pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
 static void flush(writer *w, int final)
 {
     int64_t now = now_s();
@@ -610,6 +620,8 @@ static void flush(writer *w, int final)
         ok = cs_db_process_seen(w->db, w->process_id, now) == 0;
     if (ok && final)
         ok = cs_db_process_end(w->db, w->process_id, realtime_ns(), w->end_reason) == 0;
+    if (ok && w->flushes % 10 == 5)
+        ok = cs_db_mark_deaths(w->db, cs_shim_process()->host, now - DEATH_STALE_S, pid_alive) >= 0;
     if (ok)
         ok = cs_db_trim(w->db, now - w->cfg.window_seconds, w->flushes % 60 == 0,
                         now - 2 * (int64_t)w->cfg.window_seconds) == 0;

@@ -42,7 +42,8 @@ int64_t cs_db_crash_insert(cs_db *db, const cs_crash_row *c, const char *record)
     if (c->stack_id > 0)
         sqlite3_bind_int64(st, 11, c->stack_id);
     sqlite3_bind_text(st, 12, c->registers, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 13, record, -1, SQLITE_STATIC);
+    if (record) /* deaths have no record; NULLs do not collide in the UNIQUE index */
+        sqlite3_bind_text(st, 13, record, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 14, c->samples_saved);
     int rc = sqlite3_step(st);
     int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
@@ -138,6 +139,43 @@ int cs_db_pin_process(cs_db *db, int64_t process_id, int64_t crash_id)
     return rc;
 }
 
+int cs_db_mark_deaths(cs_db *db, const char *hostname, int64_t stale_before_s,
+                      int (*is_alive)(int pid))
+{
+    static const char find[] =
+        "SELECT id, pid, last_seen FROM processes WHERE end_ns IS NULL AND hostname = ?1"
+        " AND last_seen < ?2 AND id NOT IN (SELECT process_id FROM crashes)";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, find, -1, &st, NULL) != SQLITE_OK) {
+        cs_db_set_error(db, "find deaths");
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, hostname, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, stale_before_s);
+    int64_t ids[256];
+    int pids[256];
+    int64_t seen[256];
+    int n = 0;
+    while (n < 256 && sqlite3_step(st) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        pids[n] = sqlite3_column_int(st, 1);
+        seen[n] = sqlite3_column_int64(st, 2);
+        if (!is_alive(pids[n]))
+            n++;
+    }
+    sqlite3_finalize(st);
+    int marked = 0;
+    for (int i = 0; i < n; i++) {
+        cs_crash_row c = {.process_id = ids[i], .pid = pids[i], .time_ns = seen[i] * 1000000000};
+        strcpy(c.kind, "death");
+        if (cs_db_crash_insert(db, &c, NULL) < 0 ||
+            cs_db_process_end(db, ids[i], seen[i] * 1000000000, "vanished") != 0)
+            return -1;
+        marked++;
+    }
+    return marked;
+}
+
 #define CRASH_COLUMNS                                                                          \
     "c.id, c.process_id, c.pid, p.ppid, c.kind, c.time_ns, c.signal, c.code, c.fault_address,"  \
     " c.sender_pid, c.tid, c.thread_name, p.app_name, p.exe, p.cmdline, c.registers,"          \
@@ -170,17 +208,11 @@ static void read_crash(sqlite3_stmt *st, cs_crash_row *c)
     c->samples_saved = sqlite3_column_int(st, 20);
 }
 
-int cs_db_crashes(cs_db *db, const char *hostname, int64_t now_s, int64_t stale_s,
-                  cs_crash_row **out, int *n)
+int cs_db_crashes(cs_db *db, cs_crash_row **out, int *n)
 {
-    static const char sql[] =
-        "SELECT " CRASH_COLUMNS " FROM crashes c JOIN processes p ON p.id = c.process_id"
-        " UNION ALL"
-        " SELECT 0, p.id, p.pid, p.ppid, 'death', p.last_seen * 1000000000, 0, 0, 0, 0, 0, NULL,"
-        " p.app_name, p.exe, p.cmdline, NULL, p.hostname, 0, p.start_ns, p.last_seen, 0"
-        " FROM processes p WHERE p.end_ns IS NULL AND p.hostname = ?1 AND p.last_seen < ?2"
-        " AND p.id NOT IN (SELECT process_id FROM crashes)"
-        " ORDER BY 6 DESC";
+    static const char sql[] = "SELECT " CRASH_COLUMNS
+                              " FROM crashes c JOIN processes p ON p.id = c.process_id"
+                              " ORDER BY c.time_ns DESC, c.id DESC";
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
@@ -188,8 +220,6 @@ int cs_db_crashes(cs_db *db, const char *hostname, int64_t now_s, int64_t stale_
         cs_db_set_error(db, "list crashes");
         return -1;
     }
-    sqlite3_bind_text(st, 1, hostname, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_s - stale_s);
     int cap = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {

@@ -91,10 +91,15 @@ int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uin
 /* Keeps the frames of every stack of PROCESS_ID's samples and of crash stacks for ever. */
 int cs_db_pin_process(cs_db *db, int64_t process_id, int64_t crash_id);
 
-/* Crashes (and deaths: processes on HOSTNAME that stopped being seen STALE_S seconds before
- * NOW_S without an exit or a crash), newest first. Rows are freed with cs_crash_row_free. */
-int cs_db_crashes(cs_db *db, const char *hostname, int64_t now_s, int64_t stale_s,
-                  cs_crash_row **out, int *n);
+/* Records as deaths the processes on HOSTNAME that stopped being seen before STALE_BEFORE_S
+ * without an exit or a crash record, and whose pid IS_ALIVE says is gone (SIGKILL, the OOM
+ * killer): a crashes row of kind "death" keeps their window like a crash's. Returns how many
+ * were recorded, or -1. Must run inside a transaction of a writable connection. */
+int cs_db_mark_deaths(cs_db *db, const char *hostname, int64_t stale_before_s,
+                      int (*is_alive)(int pid));
+
+/* Crashes, hangs and deaths, newest first. Rows are freed with cs_crash_row_free. */
+int cs_db_crashes(cs_db *db, cs_crash_row **out, int *n);
 /* One crash by id (or the newest when ID is 0). Returns 1 found, 0 not found, -1 error. */
 int cs_db_crash_get(cs_db *db, int64_t id, cs_crash_row *out);
 /* The newest crash of PID at or after SINCE_NS; 0 if none yet. */

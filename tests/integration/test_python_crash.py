@@ -1,0 +1,61 @@
+"""Python programs that crash, and processes that vanish.
+- With Python's faulthandler enabled, its traceback and crashscope's report both appear, and
+  crashscope's fault address is the true one (not one inside faulthandler's handler).
+- A recorded process killed with SIGKILL (as the OOM killer does) is listed as a death, with
+  its window, the next time the database is read."""
+import json
+import os
+import signal
+import subprocess
+import time
+from harness import *
+
+d = tmpdir()
+db = os.path.join(d, "fh.db")
+script = os.path.join(d, "crashy_service.py")
+with open(script, "w") as f:
+    f.write("import ctypes, faulthandler, time\n"
+            "faulthandler.enable()\n"
+            "def parse_payload():\n"
+            "    t = time.process_time() + 0.5\n"
+            "    while time.process_time() < t:\n"
+            "        pass\n"
+            "    return ctypes.string_at(0)\n"
+            "parse_payload()\n")
+st, out, err = record(["/usr/bin/python3", script], db, timeout=30)
+check(st == 128 + signal.SIGSEGV, "python dies of SIGSEGV under crashscope (%r)" % st)
+check("Fatal Python error: Segmentation fault" in err and "parse_payload" in err,
+      "faulthandler's own traceback appears")
+check("died of SIGSEGV" in err, "crashscope's report appears too")
+st, out, err = run([CRASHSCOPE, "inspect", "--db", db, "--json"], timeout=30)
+c = json.loads(out)["crash"] if st == 0 else {}
+check(c.get("fault_address") == "0x0" and c.get("code") == "SEGV_MAPERR",
+      "the fault address is the true one, 0x0 (got %s %s)" % (c.get("fault_address"), c.get("code")))
+fns = [f["function"] for f in c.get("stack", [])]
+check(fns[:1] and "strlen" in fns[0] and not any("faulthandler" in f for f in fns),
+      "the crash stack starts at the fault (strlen of NULL), not in a handler: %s" % fns[:5])
+check(c.get("thread", {}).get("name") == "python3", "thread name recorded: %s" % c.get("thread"))
+
+db = os.path.join(d, "kill.db")
+env = clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=db)
+p = subprocess.Popen([prog("hot"), "30"], env=env)
+time.sleep(2.5)
+p.send_signal(signal.SIGKILL)
+p.wait(timeout=10)
+deadline = time.time() + 15
+rows = []
+while time.time() < deadline:
+    st, out, err = run([CRASHSCOPE, "crashes", "--db", db, "--json"], timeout=10)
+    rows = [r for r in (json.loads(out) if st == 0 else []) if r["pid"] == p.pid]
+    if rows:
+        break
+    time.sleep(0.5)
+check(len(rows) == 1 and rows[0]["kind"] == "death",
+      "a SIGKILLed process is listed as a death: %s" % rows)
+check(rows and "vanished" in rows[0]["where"], "and says it vanished without a record")
+st, out, err = run([CRASHSCOPE, "inspect", "--db", db], timeout=30)
+check(st == 0 and "vanished" in out and "hot_function" in out,
+      "inspect shows the death and what it was doing: %r" % out[:300])
+cpu = query(db, "SELECT SUM(count) FROM samples WHERE pid = ?", (p.pid,))[0][0] or 0
+check(cpu >= 100, "its window is still there (%d samples)" % cpu)
+finish()
