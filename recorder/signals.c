@@ -25,6 +25,40 @@ static sigaction_fn real_sigaction;
 static struct sigaction program_act[_NSIG];
 static struct sigaction our_act[_NSIG];
 static _Atomic int claimed[_NSIG];
+/* Signals the program handles itself: the kernel calls `trampoline`, which counts the call
+ * (per thread) and runs the program's handler. The count tells the sleep wrappers that an
+ * interruption was the program's own, so its EINTR must reach the program. */
+static _Atomic int wrapped[_NSIG];
+static __thread unsigned program_handled __attribute__((tls_model("initial-exec")));
+
+unsigned cs_signals_program_handled(void)
+{
+    return program_handled;
+}
+
+static int is_handler(const struct sigaction *a)
+{
+    return a->sa_flags & SA_SIGINFO ? a->sa_sigaction != NULL
+                                    : (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN);
+}
+
+static void trampoline(int sig, siginfo_t *si, void *uc)
+{
+    program_handled++;
+    struct sigaction act = program_act[sig];
+    if (act.sa_flags & SA_RESETHAND) {
+        /* the kernel has already reset the disposition, as it does for the program */
+        memset(&program_act[sig], 0, sizeof program_act[sig]);
+        program_act[sig].sa_handler = SIG_DFL;
+        atomic_store(&wrapped[sig], 0);
+    }
+    if (act.sa_flags & SA_SIGINFO) {
+        if (act.sa_sigaction)
+            act.sa_sigaction(sig, si, uc);
+    } else if (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN) {
+        act.sa_handler(sig);
+    }
+}
 
 void cs_signals_init(void)
 {
@@ -95,8 +129,8 @@ static int is_fault(int sig, const siginfo_t *info)
 void cs_signals_chain(int sig, siginfo_t *info, void *uc)
 {
     struct sigaction act = program_act[sig];
-    if (act.sa_flags & SA_SIGINFO ? act.sa_sigaction != NULL
-                                  : (act.sa_handler != SIG_DFL && act.sa_handler != SIG_IGN)) {
+    if (is_handler(&act)) {
+        program_handled++;
         sigset_t old;
         if (act.sa_flags & SA_RESETHAND) {
             memset(&program_act[sig], 0, sizeof program_act[sig]);
@@ -135,7 +169,9 @@ void cs_signals_chain(int sig, siginfo_t *info, void *uc)
 
 CS_PUBLIC int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (sig > 0 && sig < _NSIG && atomic_load(&claimed[sig])) {
+    if (sig <= 0 || sig >= _NSIG || !cs_shim_active())
+        return real(sig, act, old);
+    if (atomic_load(&claimed[sig])) {
         struct sigaction prev = program_act[sig];
         if (act)
             program_act[sig] = *act;
@@ -143,7 +179,36 @@ CS_PUBLIC int sigaction(int sig, const struct sigaction *act, struct sigaction *
             *old = prev;
         return 0;
     }
-    return real(sig, act, old);
+    int was_wrapped = atomic_load(&wrapped[sig]);
+    struct sigaction prev, kernel_old;
+    if (!act) {
+        if (!was_wrapped)
+            return real(sig, NULL, old);
+        if (old)
+            *old = program_act[sig];
+        return 0;
+    }
+    int rc;
+    if (is_handler(act)) {
+        struct sigaction k = *act;
+        k.sa_sigaction = trampoline;
+        k.sa_flags |= SA_SIGINFO;
+        rc = real(sig, &k, &kernel_old);
+        if (rc == 0) {
+            prev = was_wrapped ? program_act[sig] : kernel_old;
+            program_act[sig] = *act;
+            atomic_store(&wrapped[sig], 1);
+        }
+    } else {
+        rc = real(sig, act, &kernel_old);
+        if (rc == 0) {
+            prev = was_wrapped ? program_act[sig] : kernel_old;
+            atomic_store(&wrapped[sig], 0);
+        }
+    }
+    if (rc == 0 && old)
+        *old = prev;
+    return rc;
 }
 
 CS_PUBLIC int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)

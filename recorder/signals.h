@@ -6,7 +6,9 @@
  * program's own sigaction/signal calls are recorded as "the program's action" instead:
  * the program sees exactly what it set, and crashscope runs that action after its own work.
  * This is what keeps the recorder first even when Python's faulthandler or gunicorn install
- * their handlers after start.
+ * their handlers after start. Handlers the program installs for other signals run through a
+ * trampoline that only counts them, so the sleep wrappers can tell the program's signals
+ * from crashscope's.
  */
 #ifndef CS_SIGNALS_H
 #define CS_SIGNALS_H
@@ -34,6 +36,10 @@ void cs_signals_program_action(int sig, struct sigaction *out);
  * the default disposition and lets the signal take effect (a fault re-executes and hits the
  * default action; a sent signal is re-raised with its siginfo). Async-signal-safe. */
 void cs_signals_chain(int sig, siginfo_t *info, void *uc);
+
+/* How many times, on this thread, a handler of the program ran (through crashscope's
+ * trampoline or chaining). Async-signal-safe. */
+unsigned cs_signals_program_handled(void);
 
 /* Before exec: puts the program's actions back in the kernel, so the new image inherits
  * what the program set (an ignored signal stays ignored). After a failed exec: re-claims. */

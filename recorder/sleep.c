@@ -5,10 +5,12 @@
  * wall sample landing in a sleep would end it early (a C program's sleep(10) returning
  * after a few milliseconds). These wrappers resume the sleep for the time left when the
  * only handler that ran during it was crashscope's, and return EINTR exactly as before
- * when the program's own signals interrupt it. Must never sleep longer than asked.
+ * when any handler of the program ran (counted by signals.c's trampoline). Must never sleep
+ * longer than asked, and never swallow an interruption the program's handler caused.
  */
 #include "sampler.h"
 #include "shim.h"
+#include "signals.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -37,9 +39,10 @@ CS_PUBLIC int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
         return ENOSYS;
     struct timespec t = *req, left;
     for (;;) {
-        unsigned before = cs_sampler_interrupts();
+        unsigned before = cs_sampler_interrupts(), program = cs_signals_program_handled();
         int rc = real_clock_nanosleep(clk, flags, &t, &left);
-        if (rc != EINTR || cs_sampler_interrupts() == before) {
+        if (rc != EINTR || cs_sampler_interrupts() == before ||
+            cs_signals_program_handled() != program) {
             if (rc == EINTR && rem && !(flags & TIMER_ABSTIME))
                 *rem = left;
             return rc;
@@ -58,9 +61,10 @@ CS_PUBLIC int nanosleep(const struct timespec *req, struct timespec *rem)
     }
     struct timespec t = *req, left;
     for (;;) {
-        unsigned before = cs_sampler_interrupts();
+        unsigned before = cs_sampler_interrupts(), program = cs_signals_program_handled();
         int rc = real_nanosleep(&t, &left);
-        if (rc == 0 || errno != EINTR || cs_sampler_interrupts() == before) {
+        if (rc == 0 || errno != EINTR || cs_sampler_interrupts() == before ||
+            cs_signals_program_handled() != program) {
             if (rc != 0 && errno == EINTR && rem)
                 *rem = left;
             return rc;

@@ -26,4 +26,18 @@ st, out, err = run(["/usr/bin/python3", "-X", "faulthandler", "-c", segv],
 check(st == -signal.SIGSEGV, "with faulthandler: still SIGSEGV (%r)" % st)
 check("Fatal Python error: Segmentation fault" in err,
       "faulthandler's own report still appears: %r" % err.strip()[:200])
+# A program's own signal still cuts its sleep short (the sleep wrappers resume only after
+# crashscope's signals), and its handler runs exactly once.
+plain = run([prog("sleep_signal")], timeout=30)
+rec = record([prog("sleep_signal")], os.path.join(d, "usr1.db"), timeout=30,
+             CRASHSCOPE_WALL_HZ=500, CRASHSCOPE_CPU_HZ=1000)
+check(plain[1].split()[:2] == ["left", "4"] and plain[1].split()[3] == "1",
+      "without crashscope: woken early, handler ran once (%r)" % plain[1])
+check(rec[1] == plain[1], "with crashscope: the same (%r)" % rec[1])
+st, out, err = run(["/usr/bin/python3", "-c",
+                    "import signal; h = lambda s, f: None; signal.signal(signal.SIGUSR2, h);"
+                    " print(signal.getsignal(signal.SIGUSR2) is h,"
+                    " signal.getsignal(signal.SIGSEGV) == signal.SIG_DFL)"],
+                   env=clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=os.path.join(d, "p.db")))
+check(out.strip() == "True True", "Python sees exactly the handlers it set (%r)" % out)
 finish()

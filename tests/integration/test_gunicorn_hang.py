@@ -1,0 +1,87 @@
+"""gunicorn's worker timeout: the arbiter sends SIGABRT to a worker stuck in a request. That is
+recorded as a hang (not a crash), with the sender (the arbiter) and every thread's stack, and
+gunicorn's own handler still runs: the worker exits as gunicorn intends and is replaced."""
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from harness import *
+
+d = tmpdir()
+db = os.path.join(d, "gunicorn.db")
+app = os.path.join(d, "slowapp.py")
+with open(app, "w") as f:
+    f.write("import time\n"
+            "from flask import Flask\n"
+            "app = Flask(__name__)\n"
+            "@app.route('/slow')\n"
+            "def slow():\n"
+            "    time.sleep(30)\n"
+            "    return 'late'\n"
+            "@app.route('/ok')\n"
+            "def ok():\n"
+            "    return 'ok'\n")
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+env = clean_env(PYTHONPATH=d)
+g = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", "/usr/bin/python3", "/usr/bin/gunicorn",
+                      "-w", "1", "--timeout", "2", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
+                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d)
+try:
+    up = False
+    for _ in range(100):
+        try:
+            up = urllib.request.urlopen("http://127.0.0.1:%d/ok" % port, timeout=2).read() == b"ok"
+            break
+        except OSError:
+            time.sleep(0.1)
+    check(up, "gunicorn serves under crashscope")
+    try:
+        urllib.request.urlopen("http://127.0.0.1:%d/slow" % port, timeout=15).read()
+    except OSError:
+        pass  # the worker is aborted in the middle of the request
+    hang = []
+    deadline = time.time() + 10
+    while time.time() < deadline and not hang:
+        st, out, err = run([CRASHSCOPE, "crashes", "--db", db, "--json"], timeout=10)
+        hang = [r for r in (json.loads(out) if st == 0 else []) if r["kind"] == "hang"]
+        time.sleep(0.2)
+    check(len(hang) == 1 and hang[0]["signal"] == "SIGABRT",
+          "the worker timeout is recorded as one hang, SIGABRT: %s" % hang)
+    if hang:
+        st, out, err = run([CRASHSCOPE, "inspect", "--db", db, "--crash", str(hang[0]["id"]),
+                            "--json"], timeout=30)
+        c = json.loads(out)["crash"]
+        arbiter = query(db, "SELECT ppid FROM processes WHERE pid = ?", (c["pid"],))
+        check(arbiter and c["sender_pid"] == arbiter[0][0] and c["code"] == "SI_USER",
+              "the sender is the worker's parent, the arbiter (%s, %s)" % (c["sender_pid"], arbiter))
+        stacks = [c["stack"]] + [t["stack"] for t in c["threads"]]
+        check(any(any("sleep" in f["function"] for f in st) for st in stacks),
+              "the stuck thread is seen sleeping")
+        st, out, err = run([CRASHSCOPE, "inspect", "--db", db, "--crash", str(hang[0]["id"])])
+        check("was stopped as hung by SIGABRT" in out and "not a crash" in out,
+              "the text report calls it a hang: %r" % out[:200])
+    served = False
+    for _ in range(50):
+        try:
+            served = urllib.request.urlopen("http://127.0.0.1:%d/ok" % port, timeout=2).read() == b"ok"
+            break
+        except OSError:
+            time.sleep(0.2)
+    check(served, "gunicorn replaced the worker and serves again")
+finally:
+    g.terminate()
+    try:
+        g.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        g.kill()
+        g.wait()
+err = g.stderr.read().decode(errors="replace")
+check("WORKER TIMEOUT" in err, "gunicorn logged its own WORKER TIMEOUT")
+ends = dict(query(db, "SELECT pid, end_reason FROM processes WHERE pid IN (SELECT pid FROM crashes)"))
+check(list(ends.values()) == ["exit"], "the hung worker then exited through gunicorn's handler: %s" % ends)
+finish()
