@@ -3,18 +3,20 @@
 #
 # Usage: sh bench/run.sh BUILD_DIR   (BUILD_DIR holds crashscope and libcrashscope.so)
 # Environment: BENCH_RUNS   rounds, default 11 (each round runs every configuration once)
-#              BENCH_UNITS  work per run for cpu_workload -n, default its own (~2.5 s)
+#              BENCH_UNITS  work per run for cpu_workload -n, default 10000000 (~2 s)
 #
 # Runs the same fixed CPU-bound work (bench/cpu_workload.c) without and with the recorder,
-# interleaved, and prints medians and the median of the per-round overhead ratios. It is a
-# benchmark, not a test: it reports figures and must never pass or fail on a timing, and it
-# must never be registered with ctest. The method is described in docs/BENCHMARKS.md.
+# alternating baseline and recorded runs, and prints medians and the median of the per-run
+# overhead ratios. It is a benchmark, not a test: it reports figures and must never pass or
+# fail on a timing, and it must never be registered with ctest. The method and the figures
+# are in docs/BENCHMARKS.md.
 set -eu
 
 BUILD=${1:?usage: sh bench/run.sh BUILD_DIR}
 RUNS=${BENCH_RUNS:-11}
-UNITS=${BENCH_UNITS:-}
+UNITS=${BENCH_UNITS:-10000000}
 case $RUNS in '' | *[!0-9]*) echo "run.sh: BENCH_RUNS must be a number" >&2; exit 2 ;; esac
+case $UNITS in '' | *[!0-9]*) echo "run.sh: BENCH_UNITS must be a number" >&2; exit 2 ;; esac
 [ "$RUNS" -ge 2 ] || { echo "run.sh: BENCH_RUNS must be at least 2" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,8 +27,8 @@ CS=$BUILD/crashscope
 	exit 2
 }
 
-# The same flags for both binaries; -O2 -g is how a program built for production with
-# symbols looks, and the frame pointers stay omitted (the recorder unwinds with DWARF).
+# -O2 -g is how a program built for production with symbols looks; the frame pointers stay
+# omitted, as they are by default, so the recorder has to unwind with the DWARF tables.
 OUT=$BUILD/bench
 mkdir -p "$OUT"
 cc -std=c11 -O2 -g -Wall -Wextra -pthread -o "$OUT/cpu_workload" "$HERE/cpu_workload.c"
@@ -47,39 +49,39 @@ for v in $(env | sed -n 's/^\(CRASHSCOPE_[A-Z_]*\)=.*/\1/p; s/^\(PYROSCOPE_[A-Z_
 done
 unset LD_PRELOAD 2>/dev/null || true
 
-WARGS=${UNITS:+-n $UNITS}
-
-# One run of configuration $1, in round $2: appends to results the line
-#   round config wall user sys work_cpu own_cpu other_cpu
+# One run of configuration $1 in round $2: appends to results the line
+#   seq round config wall user sys work_cpu own_cpu other_cpu
 # wall, user, sys: measure's wait4() on everything the run started; the last three are the
 # workload's own split of the CPU used during its work (see cpu_workload.c).
+SEQ=0
 run_one() {
 	cfg=$1
 	db=$T/$cfg.db
-	rm -f "$db" "$db-wal" "$db-shm" # every recorded run starts from an empty database
+	rm -rf "$db" "$db-wal" "$db-shm" "$db.crashes" # every run starts from an empty database
 	: >"$T/one"
-	# shellcheck disable=SC2086
 	case $cfg in
-	base) "$M" "$T/one" "$W" $WARGS ;;
-	off) CRASHSCOPE_ENABLED=0 "$M" "$T/one" "$CS" run --db "$db" -- "$W" $WARGS ;;
-	cpu100) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" $WARGS ;;
+	base) "$M" "$T/one" "$W" -n "$UNITS" ;;
+	off) CRASHSCOPE_ENABLED=0 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
+	cpu100) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
 	cpu100_nowall) CRASHSCOPE_CPU_HZ=100 CRASHSCOPE_WALL_HZ=0 \
-		"$M" "$T/one" "$CS" run --db "$db" -- "$W" $WARGS ;;
-	cpu1000) CRASHSCOPE_CPU_HZ=1000 "$M" "$T/one" "$CS" run --db "$db" -- "$W" $WARGS ;;
-	base_t2) "$M" "$T/one" "$W" -t 2 $WARGS ;;
-	cpu100_t2) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -t 2 $WARGS ;;
+		"$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
+	cpu1000) CRASHSCOPE_CPU_HZ=1000 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
+	base_t2) "$M" "$T/one" "$W" -t 2 -n "$UNITS" ;;
+	cpu100_t2) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -t 2 -n "$UNITS" ;;
 	esac >"$T/out" 2>>"$T/stderr.$cfg"
 	cat "$T/out" >>"$T/stdout.$cfg"
 	read -r wall user sys <"$T/one"
 	split=$(sed -n 's/.*work_cpu_s=\([0-9.]*\) own_cpu_s=\([0-9.]*\) other_cpu_s=\([0-9.]*\).*/\1 \2 \3/p' "$T/out")
 	[ -n "$split" ] || { echo "run.sh: $cfg: no figures from the workload" >&2; exit 1; }
-	echo "$2 $cfg $wall $user $sys $split" >>"$T/results"
+	SEQ=$((SEQ + 1))
+	echo "$SEQ $2 $cfg $wall $user $sys $split" >>"$T/results"
 }
 
-CONFIGS="base off cpu100 cpu100_nowall cpu1000 base_t2 cpu100_t2"
-NCONF=7
+# The recorded single-threaded configurations; their order is rotated from round to round.
+RECORDED="off cpu100 cpu100_nowall cpu1000"
+NREC=4
 
-echo "crashscope CPU-overhead benchmark: $RUNS rounds of: $CONFIGS"
+echo "crashscope CPU-overhead benchmark: $RUNS rounds, $UNITS work units per run"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)," \
 	"Linux $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -89,7 +91,8 @@ for cfg in base cpu100; do
 	run_one "$cfg" 0
 done
 : >"$T/results"
-for cfg in $CONFIGS; do : >"$T/stdout.$cfg"; done
+SEQ=0
+for cfg in base base_t2 $RECORDED cpu100_t2; do : >"$T/stdout.$cfg"; done
 
 # Busy and steal time of the whole machine, in clock ticks, and the uptime: read before
 # and after the rounds, to tell afterwards how much else was running (other processes
@@ -100,32 +103,34 @@ cpu_ticks() {
 }
 before=$(cpu_ticks)
 
-# Rounds: every configuration once per round, the order rotated by one each round, so that
-# each configuration runs as often early as late in a round, and a slow drift of the machine
-# (another job, heat) falls on all of them alike instead of on whichever always runs last.
+# A round is   base X1 base X2 base X3 base X4   base_t2 cpu100_t2 base_t2
+# so every recorded run sits between two baseline runs and is compared with their mean:
+# a machine that drifts (another job starting, heat) moves both sides of the comparison
+# alike. X1..X4 rotate by one each round, so no configuration always runs first or last.
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	i=0
-	order=""
-	while [ "$i" -lt "$NCONF" ]; do
+	while [ "$i" -lt "$NREC" ]; do
 		# shellcheck disable=SC2086
-		set -- $CONFIGS
-		shift $(((i + r) % NCONF))
-		order="$order $1"
+		set -- $RECORDED
+		shift $(((i + r) % NREC))
+		run_one base "$r"
+		run_one "$1" "$r"
 		i=$((i + 1))
 	done
-	for cfg in $order; do
-		run_one "$cfg" "$r"
-	done
+	run_one base_t2 "$r"
+	run_one cpu100_t2 "$r"
+	run_one base_t2 "$r"
 	# Progress only on a terminal: in a log it would be noise.
 	if [ -t 2 ]; then printf '\rround %d/%d done' "$r" "$RUNS" >&2; fi
 	r=$((r + 1))
 done
+run_one base "$RUNS" # the last recorded run's second neighbour
 if [ -t 2 ]; then echo >&2; fi
 after=$(cpu_ticks)
 echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)"
 awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
-	{ own += $4 + $5 }
+	{ own += $5 + $6 }
 	END {
 		split(b, x, " "); split(a, y, " "); el = y[3] - x[3]
 		other = (y[1] - x[1]) / hz - own; if (other < 0) other = 0
@@ -135,12 +140,12 @@ awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
 
 # The raw figures stay behind for a closer look (overwritten by the next benchmark).
 {
-	echo "# round config wall_s user_s sys_s work_cpu_s own_cpu_s other_cpu_s (in run order)"
+	echo "# seq round config wall_s user_s sys_s work_cpu_s own_cpu_s other_cpu_s"
 	cat "$T/results"
 } >"$OUT/last-results.txt"
 
 # The same work must have been done in every run: one checksum per thread count.
-for cfg in $CONFIGS; do
+for cfg in base base_t2 $RECORDED cpu100_t2; do
 	n=$(sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' "$T/stdout.$cfg" | sort -u | wc -l)
 	[ "$n" -eq 1 ] || { echo "run.sh: $cfg: the workload's checksum varied between runs" >&2; exit 1; }
 done
@@ -164,7 +169,7 @@ for cfg in cpu100 cpu100_nowall cpu1000 cpu100_t2; do
 done
 
 echo
-awk -v runs="$RUNS" '
+awk '
 function median(a, n,    i, j, t) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -173,67 +178,85 @@ function minof(a, n,    i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m)
 function maxof(a, n,    i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
 function pct(x) { return sprintf("%+.2f%%", 100 * x) }
 function spread(a, n) { return sprintf("%s [%s..%s]", pct(median(a, n)), pct(minof(a, n)), pct(maxof(a, n))) }
-# Ratios of configuration c to configuration ref, round by round (lag 0), or to ref one
-# round earlier (lag 1: with c = ref, the baseline-against-baseline noise). Into rr[].
-function ratios(v, c, ref, lag,    r, n) {
-	n = 0
-	for (r = 1 + lag; r <= runs; r++) rr[++n] = v[c, r] / v[ref, r - lag] - 1
+function ref(c) { return c ~ /_t2$/ ? "base_t2" : "base" }
+# The baseline for run s: the mean of the nearest runs of configuration k before and after
+# it (just one of them at either end of the sequence). Sets bw, bc, bown, both, bout.
+function bracket(s, k,    p, q, n) {
+	for (p = s - 1; p >= 1 && cfg[p] != k; p--) ;
+	for (q = s + 1; q <= N && cfg[q] != k; q++) ;
+	bw = bc = bown = both = bout = n = 0
+	if (p >= 1) { bw += wall[p]; bc += cpu[p]; bown += own[p]; both += oth[p]; bout += cpu[p] - work[p]; n++ }
+	if (q <= N) { bw += wall[q]; bc += cpu[q]; bown += own[q]; both += oth[q]; bout += cpu[q] - work[q]; n++ }
+	bw /= n; bc /= n; bown /= n; both /= n; bout /= n
 	return n
 }
-# Column x of configuration c over all rounds, into col[].
-function column(v, c,    r, n) { n = 0; for (r = 1; r <= runs; r++) col[++n] = v[c, r]; return n }
-function row(c, ref, label,    n, wmed, cmed, w, k, b) {
-	n = column(wall, c); wmed = median(col, n)
-	n = column(cpu, c);  cmed = median(col, n)
-	printf "%-13s %-32s %7.3f %7.3f", c, label, wmed, cmed
-	if (ref == "") { printf "   %-27s %-27s %s\n", "(baseline)", "(baseline)", "(baseline)"; return }
-	n = ratios(wall, c, ref, 0); w = spread(rr, n)
-	n = ratios(cpu, c, ref, 0);  k = spread(rr, n)
-	n = column(cpu, c); b = minof(col, n); n = column(cpu, ref); b = b / minof(col, n) - 1
-	printf "   %-27s %-27s %s\n", w, k, pct(b)
-}
-# Where the extra CPU of configuration c goes, each part per round as a share of the
-# round'"'"'s baseline CPU, then the median over rounds (so the parts need not add up exactly).
-function parts(c, ref, label,    r, n1, n2, n3) {
-	n1 = n2 = n3 = 0
-	for (r = 1; r <= runs; r++) {
-		p1[++n1] = (own[c, r] - own[ref, r]) / cpu[ref, r]
-		p2[++n2] = (other[c, r] - other[ref, r]) / cpu[ref, r]
-		p3[++n3] = ((cpu[c, r] - work[c, r]) - (cpu[ref, r] - work[ref, r])) / cpu[ref, r]
+# Collects, for configuration c, its medians and its ratios to the bracketing baselines.
+function collect(c,    s) {
+	nv = nr = 0
+	for (s = 1; s <= N; s++) {
+		if (cfg[s] != c) continue
+		nv++; vw[nv] = wall[s]; vc[nv] = cpu[s]
+		if (c == ref(c)) continue
+		bracket(s, ref(c)); nr++
+		rw[nr] = wall[s] / bw - 1; rc[nr] = cpu[s] / bc - 1
+		p1[nr] = (own[s] - bown) / bc; p2[nr] = (oth[s] - both) / bc
+		p3[nr] = ((cpu[s] - work[s]) - bout) / bc
 	}
-	printf "%-13s %-32s %-9s %-9s %s\n", c, label, pct(median(p1, n1)), pct(median(p2, n2)), pct(median(p3, n3))
 }
-{ wall[$2, $1] = $3; cpu[$2, $1] = $4 + $5; work[$2, $1] = $6; own[$2, $1] = $7; other[$2, $1] = $8 }
+function row(c, label,    wm, cm, b) {
+	collect(c)
+	cm = minof(vc, nv); wm = median(vw, nv)
+	printf "%-13s %-33s %3d %7.3f %7.3f", c, label, nv, wm, median(vc, nv)
+	if (c == ref(c)) { printf "   %-27s %-27s %s\n", "(baseline)", "(baseline)", "(baseline)"; return }
+	collect(ref(c)); b = minof(vc, nv); collect(c)
+	printf "   %-27s %-27s %s\n", spread(rw, nr), spread(rc, nr), pct(cm / b - 1)
+}
+function parts(c, label) {
+	collect(c)
+	printf "%-13s %-33s %-9s %-9s %s\n", c, label, pct(median(p1, nr)), pct(median(p2, nr)), pct(median(p3, nr))
+}
+# Baseline against baseline: each run of k (but the first and last) against the mean of
+# its neighbouring runs of k, exactly as a recorded run is treated. This is the noise.
+function noise(k, label,    s, p, q, n) {
+	n = 0
+	for (s = 1; s <= N; s++) {
+		if (cfg[s] != k) continue
+		for (p = s - 1; p >= 1 && cfg[p] != k; p--) ;
+		for (q = s + 1; q <= N && cfg[q] != k; q++) ;
+		if (p < 1 || q > N) continue
+		n++; rw[n] = wall[s] / ((wall[p] + wall[q]) / 2) - 1; rc[n] = cpu[s] / ((cpu[p] + cpu[q]) / 2) - 1
+	}
+	printf "%-13s %-33s %3d %15s   %-27s %s\n", k, label, n, "", spread(rw, n), spread(rc, n)
+}
+{ N++; cfg[N] = $3; wall[N] = $4; cpu[N] = $5 + $6; work[N] = $7; own[N] = $8; oth[N] = $9 }
 END {
-	printf "%-13s %-32s %7s %7s   %-27s %-27s %s\n", "config", "what", "wall s", "cpu s",
+	printf "%-13s %-33s %3s %7s %7s   %-27s %-27s %s\n", "config", "what", "n", "wall s", "cpu s",
 		"wall overhead med [min..max]", "cpu overhead med [min..max]", "cpu best/best"
-	row("base",          "",        "no recorder, 1 thread")
-	row("off",           "base",    "crashscope run, ENABLED=0")
-	row("cpu100",        "base",    "recorder cpu 100 Hz, wall 97 Hz")
-	row("cpu100_nowall", "base",    "recorder cpu 100 Hz, wall off")
-	row("cpu1000",       "base",    "recorder cpu 1000 Hz, wall 97 Hz")
-	row("base_t2",       "",        "no recorder, 2 threads")
-	row("cpu100_t2",     "base_t2", "2 threads, cpu 100 Hz, wall 97 Hz")
+	row("base",          "no recorder, 1 thread")
+	row("off",           "crashscope run, ENABLED=0")
+	row("cpu100",        "recorder cpu 100 Hz, wall 97 Hz")
+	row("cpu100_nowall", "recorder cpu 100 Hz, wall off")
+	row("cpu1000",       "recorder cpu 1000 Hz, wall 97 Hz")
+	row("base_t2",       "no recorder, 2 threads")
+	row("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
 	print ""
-	print "noise: each baseline against the previous round'"'"'s baseline (" runs - 1 " ratios), med [min..max]:"
-	n = ratios(wall, "base", "base", 1);       printf "  base     wall %-27s", spread(rr, n)
-	n = ratios(cpu, "base", "base", 1);        printf " cpu %s\n", spread(rr, n)
-	n = ratios(wall, "base_t2", "base_t2", 1); printf "  base_t2  wall %-27s", spread(rr, n)
-	n = ratios(cpu, "base_t2", "base_t2", 1);  printf " cpu %s\n", spread(rr, n)
+	print "noise, baseline against its neighbouring baselines:"
+	noise("base",    "no recorder, 1 thread")
+	noise("base_t2", "no recorder, 2 threads")
 	print ""
-	print "where the extra cpu goes, median per round, as a share of the baseline'"'"'s cpu:"
-	printf "%-13s %-32s %-9s %-9s %s\n", "config", "", "program", "recorder", "outside"
-	printf "%-13s %-32s %-9s %-9s %s\n", "", "", "threads", "threads", "the work"
-	parts("off",           "base",    "crashscope run, ENABLED=0")
-	parts("cpu100",        "base",    "recorder cpu 100 Hz, wall 97 Hz")
-	parts("cpu100_nowall", "base",    "recorder cpu 100 Hz, wall off")
-	parts("cpu1000",       "base",    "recorder cpu 1000 Hz, wall 97 Hz")
-	parts("cpu100_t2",     "base_t2", "2 threads, cpu 100 Hz, wall 97 Hz")
+	print "where the extra cpu goes, median over runs, as a share of the baseline cpu:"
+	printf "%-13s %-33s %-9s %-9s %s\n", "config", "", "program", "recorder", "outside"
+	printf "%-13s %-33s %-9s %-9s %s\n", "", "", "threads", "threads", "the work"
+	parts("off",           "crashscope run, ENABLED=0")
+	parts("cpu100",        "recorder cpu 100 Hz, wall 97 Hz")
+	parts("cpu100_nowall", "recorder cpu 100 Hz, wall off")
+	parts("cpu1000",       "recorder cpu 1000 Hz, wall 97 Hz")
+	parts("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
 	print ""
-	print "wall s, cpu s: medians over " runs " runs; cpu = user + system of the whole process tree,"
-	print "the recorder'"'"'s threads, start-up and final flush included. overhead = recorded / baseline"
-	print "- 1 in the same round, median [min..max] over the rounds; best/best = fastest recorded"
-	print "run against fastest baseline run. program threads: the workload'"'"'s own threads (signal"
-	print "delivery, handler, unwinding); recorder threads: its other threads during the work;"
-	print "outside the work: start-up, exit, final flush, the crashscope run wrapper."
+	print "wall s, cpu s: medians over n runs; cpu = user + system of the whole process tree, the"
+	print "recorder'"'"'s threads, start-up and final flush included. overhead = recorded run / mean of"
+	print "the baseline runs just before and after it - 1, median [min..max] over the runs;"
+	print "best/best = fastest recorded run / fastest baseline run - 1. program threads: the"
+	print "workload'"'"'s own threads (signal delivery, handler, unwinding); recorder threads: the"
+	print "other threads during the work; outside the work: start-up, exit, final flush, wrapper."
 }' "$T/results"

@@ -319,6 +319,12 @@ static long long store(const char *db_path, const char *record_name, record *r,
         }
         ok = ok && cs_db_crash_thread_insert(db, crash_id, &tr) == 0;
     }
+    for (int i = 0; ok && crash_id > 0 && i < cs_symbolizer_count(sym); i++) {
+        const char *path, *build_id;
+        uint64_t base;
+        if (cs_symbolizer_module(sym, i, &path, &base, &build_id) == 0)
+            ok = cs_db_crash_module_insert(db, crash_id, path, base, build_id) == 0;
+    }
     if (ok && crash_id > 0 && h->kind == CS_CRASH_FATAL)
         ok = cs_db_process_end(db, pid_row, (int64_t)h->time_ns, "crash") == 0;
     if (ok && crash_id > 0)

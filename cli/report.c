@@ -176,6 +176,28 @@ static int on_top(const char *fn, int64_t count, void *arg)
     return 0;
 }
 
+typedef struct mod_ctx {
+    FILE *out;
+    int first;
+} mod_ctx;
+
+static int on_module(const char *path, uint64_t base, const char *build_id, void *arg)
+{
+    mod_ctx *m = arg;
+    char b[24];
+    fputs(m->first ? "{" : ",{", m->out);
+    m->first = 0;
+    cs_json_key(m->out, "path", 1);
+    cs_json_str(m->out, path);
+    snprintf(b, sizeof b, "0x%" PRIx64, base);
+    cs_json_key(m->out, "base", 0);
+    cs_json_str(m->out, b);
+    cs_json_key(m->out, "build_id", 0);
+    cs_json_str(m->out, build_id);
+    fputc('}', m->out);
+    return 0;
+}
+
 static void json_registers(FILE *out, const char *regs)
 {
     fputc('{', out);
@@ -274,6 +296,11 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
         fputc(']', out);
         cs_json_key(out, "registers", 0);
         json_registers(out, c.registers);
+        cs_json_key(out, "modules", 0);
+        fputc('[', out);
+        mod_ctx mc = {out, 1};
+        cs_db_crash_modules(db, c.id, on_module, &mc);
+        fputc(']', out);
         cs_json_key(out, "samples_saved_at_crash", 0);
         fprintf(out, "%d", c.samples_saved);
         fputs("},\"process\":{", out);

@@ -31,6 +31,7 @@
 #include <link.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,6 +52,10 @@ static _Atomic pid_t owner;
 static _Atomic int chaining;
 static _Atomic int fatal_captured;
 static int records_ok;
+/* CRASHSCOPE_TEST_FAULT_IN_HANDLER=1 makes the capture itself fault, so that the test suite
+ * can show that a crash inside the handler ends the capture, not the program's own ending. */
+static int fault_in_capture;
+static int *volatile unmapped_address; /* NULL: the fault the test asks for */
 static __thread sigjmp_buf *capture_jb __attribute__((tls_model("initial-exec")));
 
 /* --- the record writer: a static buffer flushed with write() ----------------------------- */
@@ -214,6 +219,9 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
         h.nframes = cs_unwind_signal_context(uc, h.frames, CS_RECORD_FRAMES);
     }
 
+    if (fault_in_capture)
+        *unmapped_address = 1;
+
     /* Every other thread, each unwinding itself from its own handler. */
     size_t area_len = sizeof(cs_thread_stack) * MAX_AREA_THREADS;
     cs_thread_stack *area = mmap(NULL, area_len, PROT_READ | PROT_WRITE,
@@ -322,6 +330,8 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
 int cs_crash_install(const char *db_path)
 {
     records_ok = cs_helper_prepare(db_path) == 0;
+    const char *t = getenv("CRASHSCOPE_TEST_FAULT_IN_HANDLER");
+    fault_in_capture = t && !strcmp(t, "1");
     int rc = 0;
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
         rc |= cs_signals_claim(fatal_signals[i], on_fatal, SA_NODEFER);

@@ -206,6 +206,27 @@ void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_
     }
 }
 
+int cs_symbolizer_count(const cs_symbolizer *s)
+{
+    return s->n;
+}
+
+int cs_symbolizer_module(cs_symbolizer *s, int i, const char **path, uint64_t *base,
+                         const char **build_id)
+{
+    if (i < 0 || i >= s->n)
+        return -1;
+    module *m = &s->mods[i];
+    if (!m->sym_tried) {
+        m->sym_tried = 1;
+        m->sym = m->path[0] == '/' ? cs_elfsym_open(m->path) : NULL;
+    }
+    *path = m->path;
+    *base = m->base;
+    *build_id = m->sym ? cs_elfsym_build_id(m->sym) : NULL;
+    return 0;
+}
+
 void cs_symbolizer_free(cs_symbolizer *s)
 {
     if (!s)

@@ -31,6 +31,11 @@ int cs_symbolizer_refresh(cs_symbolizer *s);
 /* RETURN_ADDRESS: the address is a return address (any frame but the interrupted one), so the
  * call instruction before it is what is looked up. Strings live until the next refresh. */
 void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_symbol *out);
+/* Module I of the list (0 <= I < count): its path, load bias and build id (read from the file
+ * on first use; NULL if none). Returns 0, or -1 past the end. */
+int cs_symbolizer_count(const cs_symbolizer *s);
+int cs_symbolizer_module(cs_symbolizer *s, int i, const char **path, uint64_t *base,
+                         const char **build_id);
 void cs_symbolizer_free(cs_symbolizer *s);
 
 #endif

@@ -96,6 +96,26 @@ int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uin
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int cs_db_crash_modules(cs_db *db, int64_t crash_id,
+                        int (*cb)(const char *path, uint64_t base, const char *build_id,
+                                  void *arg),
+                        void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT path, base, build_id FROM crash_modules WHERE crash_id = ?"
+                           " ORDER BY rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, crash_id);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+               (const char *)sqlite3_column_text(st, 2), arg) != 0)
+            break;
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static int pin_stack_blob(cs_db *db, sqlite3_stmt *upd, const void *blob, int bytes)
 {
     const unsigned char *b = blob;

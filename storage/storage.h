@@ -86,6 +86,11 @@ typedef struct cs_crash_thread_row {
 /* Inserts a crash of PROCESS_ID; returns its id (0 if RECORD was already ingested). */
 int64_t cs_db_crash_insert(cs_db *db, const cs_crash_row *c, const char *record);
 int cs_db_crash_thread_insert(cs_db *db, int64_t crash_id, const cs_crash_thread_row *t);
+/* Calls CB for every module of crash CRASH_ID (path, load bias, build id or NULL). */
+int cs_db_crash_modules(cs_db *db, int64_t crash_id,
+                        int (*cb)(const char *path, uint64_t base, const char *build_id,
+                                  void *arg),
+                        void *arg);
 int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uint64_t base,
                               const char *build_id);
 /* Keeps the frames of every stack of PROCESS_ID's samples and of crash stacks for ever. */

@@ -77,6 +77,10 @@ for key in ("id", "pid", "time", "threads"):
     check(key in c, "crash.%s present" % key)
 check(isinstance(c["thread"]["tid"], int) and c["thread"]["tid"] != c["pid"],
       "crash.thread.tid is the worker's own tid")
+mods = {os.path.basename(m["path"]): m for m in c["modules"]}
+check("crasher" in mods and any(k.startswith("libc.so") for k in mods) and
+      mods["crasher"]["build_id"] and mods["crasher"]["base"].startswith("0x"),
+      "the module list has path, load address and build id: %s" % mods.get("crasher"))
 w = j["window"]
 check(all(k in w for k in ("from", "until")) and set(w["samples"]) == {"cpu", "wall"},
       "window.from, window.until, window.samples.cpu/wall present")
@@ -101,6 +105,13 @@ check(bool(found) and elapsed <= 2.0,
       "the crash is in `crashscope crashes` %.2f s after the signal (<= 2 s)" % elapsed)
 check(found and found[0]["signal"] == "SIGSEGV" and "store_record" in found[0]["where"],
       "crashes lists it with signal and function: %s" % (found[:1],))
+
+# A fault inside the capture itself ends the capture, never the program's own ending.
+db = os.path.join(d, "selffault.db")
+t0 = time.time()
+st, out, err = record([CRASHER, "null"], db, timeout=30, CRASHSCOPE_TEST_FAULT_IN_HANDLER=1)
+check(st == 128 + signal.SIGSEGV and time.time() - t0 < 10,
+      "a crash inside the handler: the program still dies of SIGSEGV, promptly (%r)" % st)
 
 # Core dumps: the same as without crashscope, with the fault itself in frame 0.
 pattern = open("/proc/sys/kernel/core_pattern").read().strip()
