@@ -9,16 +9,20 @@
  * the recorder sees many distinct, realistically deep stacks, as in a real program, yet
  * every run executes exactly the same instructions. It prints a checksum (so the work
  * cannot be optimised away, and so runs can be compared), its wall and CPU time, and how
- * that CPU time splits between its own threads and any others in the process.
+ * that CPU time splits between its own threads and any others in the process (there, the
+ * recorder's), for the whole work and for its steady part: everything after the first
+ * WARM percent of each thread's share, when a profiler's start-up work (first stacks seen,
+ * symbols looked up) is over and only its per-second cost remains.
  *
- * Usage: cpu_workload [-t THREADS] [-n UNITS]
- *   THREADS (default 1) threads share the UNITS (default 11000000, 2 to 2.5 s of CPU on
+ * Usage: cpu_workload [-t THREADS] [-n UNITS] [-w WARM]
+ *   THREADS (default 1) threads share the UNITS (default 10000000, about 2 s of CPU on
  *   the 2-core benchmark machine) equally: the total work is the same whatever the thread
- *   count.
+ *   count. WARM defaults to 20.
  *
- * Must never read the clock, sleep or do I/O inside the measured work, and must never
- * make the amount of work depend on time: the benchmark compares the time that fixed
- * work takes, so a time-bounded loop would hide exactly the overhead being measured.
+ * Must never read a clock, sleep or do I/O inside the work loops (clocks are read only
+ * at the start, at the end of the warm part and at the end), and must never make the
+ * amount of work depend on time: the benchmark compares the time that fixed work takes,
+ * so a time-bounded loop would hide exactly the overhead being measured.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -40,9 +44,16 @@ typedef struct worker {
     long units;
     uint64_t *chase; /* a random cyclic permutation, for the pointer-chasing kernel */
     uint64_t checksum;
-    double cpu_s; /* this thread's CPU time for its share, signal handlers run on it included */
+    double cpu_s;        /* this thread's CPU time for its share, its signal handlers included */
+    double steady_cpu_s; /* the same, after the warm part */
     pthread_t thread;
 } worker;
+
+/* Every worker finishes its warm part at this barrier; the one the barrier picks then
+ * reads the process clocks, so the steady part starts at one instant for all threads. */
+static pthread_barrier_t warm_done;
+static int warm_percent = 20;
+static double steady_wall0, steady_cpu0;
 
 /* xorshift64*: cheap, deterministic, and good enough to vary depths and kernels. */
 static uint64_t next_rand(uint64_t *s)
@@ -127,17 +138,33 @@ static double seconds(clockid_t clk)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-__attribute__((noinline)) static void *run_worker(void *arg)
+static uint64_t work(worker *w, uint64_t *s, long units)
 {
-    worker *w = arg;
-    uint64_t s = w->seed, sum = 0;
-    double cpu0 = seconds(CLOCK_THREAD_CPUTIME_ID); /* outside the work loop */
-    for (long u = 0; u < w->units; u++) {
-        uint64_t r = next_rand(&s);
+    uint64_t sum = 0;
+    for (long u = 0; u < units; u++) {
+        uint64_t r = next_rand(s);
         int depth = MIN_DEPTH + (int)(r % DEPTH_SPAN);
         sum += descend_a(w, depth, r >> 8);
     }
-    w->cpu_s = seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    return sum;
+}
+
+__attribute__((noinline)) static void *run_worker(void *arg)
+{
+    worker *w = arg;
+    uint64_t s = w->seed, sum;
+    long warm = w->units * warm_percent / 100;
+    double cpu0 = seconds(CLOCK_THREAD_CPUTIME_ID);
+    sum = work(w, &s, warm);
+    if (pthread_barrier_wait(&warm_done) == PTHREAD_BARRIER_SERIAL_THREAD) {
+        steady_wall0 = seconds(CLOCK_MONOTONIC);
+        steady_cpu0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
+    }
+    double cpu1 = seconds(CLOCK_THREAD_CPUTIME_ID);
+    sum += work(w, &s, w->units - warm);
+    double cpu2 = seconds(CLOCK_THREAD_CPUTIME_ID);
+    w->cpu_s = cpu2 - cpu0;
+    w->steady_cpu_s = cpu2 - cpu1;
     w->checksum = sum;
     return NULL;
 }
@@ -164,20 +191,25 @@ static int make_chase(worker *w)
 int main(int argc, char **argv)
 {
     int nthreads = 1;
-    long units = 11000000;
+    long units = 10000000;
     int o;
-    while ((o = getopt(argc, argv, "t:n:")) != -1) {
+    while ((o = getopt(argc, argv, "t:n:w:")) != -1) {
         switch (o) {
         case 't': nthreads = atoi(optarg); break;
         case 'n': units = atol(optarg); break;
+        case 'w': warm_percent = atoi(optarg); break;
         default:
-            fprintf(stderr, "usage: %s [-t THREADS] [-n UNITS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t THREADS] [-n UNITS] [-w WARM]\n", argv[0]);
             return 2;
         }
     }
-    if (nthreads < 1 || nthreads > 64 || units < 1) {
-        fprintf(stderr, "%s: THREADS must be 1..64 and UNITS positive\n", argv[0]);
+    if (nthreads < 1 || nthreads > 64 || units < 1 || warm_percent < 0 || warm_percent > 90) {
+        fprintf(stderr, "%s: THREADS must be 1..64, UNITS positive, WARM 0..90\n", argv[0]);
         return 2;
+    }
+    if (pthread_barrier_init(&warm_done, NULL, (unsigned)nthreads) != 0) {
+        fprintf(stderr, "%s: pthread_barrier_init failed\n", argv[0]);
+        return 1;
     }
 
     worker *ws = calloc((size_t)nthreads, sizeof *ws);
@@ -207,24 +239,31 @@ int main(int argc, char **argv)
         for (int i = 0; i < nthreads; i++)
             pthread_join(ws[i].thread, NULL);
     }
-    double wall = seconds(CLOCK_MONOTONIC) - wall0;
+    double wall_end = seconds(CLOCK_MONOTONIC), cpu_end = seconds(CLOCK_PROCESS_CPUTIME_ID);
     /* The process clock covers every thread in the process, the recorder's included, but
      * only during the work: the recorder's start-up and final flush happen outside it.
      * bench/run.sh therefore takes the total CPU time from the parent's wait4(); these
-     * figures only split it: own = the threads this program runs (with whatever signal
-     * handlers ran on them), other = threads it did not create, i.e. the recorder's. */
-    double cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+     * figures split it: own = the threads this program runs (with whatever signal handlers
+     * ran on them), other = the threads it did not create, i.e. the recorder's. */
+    double wall = wall_end - wall0, cpu = cpu_end - cpu0;
+    double steady_wall = wall_end - steady_wall0, steady_cpu = cpu_end - steady_cpu0;
+    /* With worker threads, the main thread only waits; its little CPU counts as own. */
     double own = nthreads == 1 ? 0.0 : seconds(CLOCK_THREAD_CPUTIME_ID) - main0;
+    double steady_own = 0.0;
 
     uint64_t checksum = 0;
     for (int i = 0; i < nthreads; i++) {
         checksum ^= ws[i].checksum;
         own += ws[i].cpu_s;
+        steady_own += ws[i].steady_cpu_s;
         free(ws[i].chase);
     }
     free(ws);
+    pthread_barrier_destroy(&warm_done);
     printf("threads=%d units=%ld checksum=%016" PRIx64
-           " work_wall_s=%.6f work_cpu_s=%.6f own_cpu_s=%.6f other_cpu_s=%.6f\n",
-           nthreads, units, checksum, wall, cpu, own, cpu > own ? cpu - own : 0.0);
+           " work_wall_s=%.6f work_cpu_s=%.6f own_cpu_s=%.6f other_cpu_s=%.6f"
+           " steady_wall_s=%.6f steady_cpu_s=%.6f steady_own_s=%.6f steady_other_s=%.6f\n",
+           nthreads, units, checksum, wall, cpu, own, cpu > own ? cpu - own : 0.0, steady_wall,
+           steady_cpu, steady_own, steady_cpu > steady_own ? steady_cpu - steady_own : 0.0);
     return 0;
 }

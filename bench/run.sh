@@ -50,9 +50,10 @@ done
 unset LD_PRELOAD 2>/dev/null || true
 
 # One run of configuration $1 in round $2: appends to results the line
-#   seq round config wall user sys work_cpu own_cpu other_cpu
-# wall, user, sys: measure's wait4() on everything the run started; the last three are the
-# workload's own split of the CPU used during its work (see cpu_workload.c).
+#   seq round config wall user sys work_wall work_cpu own other steady_wall steady_cpu
+#   steady_own steady_other
+# wall, user, sys: measure's wait4() on everything the run started; the rest are the
+# workload's own figures for its work and for the steady part of it (see cpu_workload.c).
 SEQ=0
 run_one() {
 	cfg=$1
@@ -71,7 +72,7 @@ run_one() {
 	esac >"$T/out" 2>>"$T/stderr.$cfg"
 	cat "$T/out" >>"$T/stdout.$cfg"
 	read -r wall user sys <"$T/one"
-	split=$(sed -n 's/.*work_cpu_s=\([0-9.]*\) own_cpu_s=\([0-9.]*\) other_cpu_s=\([0-9.]*\).*/\1 \2 \3/p' "$T/out")
+	split=$(sed -n 's/.* work_wall_s=\([0-9.]*\) work_cpu_s=\([0-9.]*\) own_cpu_s=\([0-9.]*\) other_cpu_s=\([0-9.]*\) steady_wall_s=\([0-9.]*\) steady_cpu_s=\([0-9.]*\) steady_own_s=\([0-9.]*\) steady_other_s=\([0-9.]*\)$/\1 \2 \3 \4 \5 \6 \7 \8/p' "$T/out")
 	[ -n "$split" ] || { echo "run.sh: $cfg: no figures from the workload" >&2; exit 1; }
 	SEQ=$((SEQ + 1))
 	echo "$SEQ $2 $cfg $wall $user $sys $split" >>"$T/results"
@@ -140,7 +141,7 @@ awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
 
 # The raw figures stay behind for a closer look (overwritten by the next benchmark).
 {
-	echo "# seq round config wall_s user_s sys_s work_cpu_s own_cpu_s other_cpu_s"
+	echo "# seq round config wall_s user_s sys_s work_wall_s work_cpu_s own_cpu_s other_cpu_s steady_wall_s steady_cpu_s steady_own_s steady_other_s"
 	cat "$T/results"
 } >"$OUT/last-results.txt"
 
@@ -179,18 +180,25 @@ function maxof(a, n,    i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m)
 function pct(x) { return sprintf("%+.2f%%", 100 * x) }
 function spread(a, n) { return sprintf("%s [%s..%s]", pct(median(a, n)), pct(minof(a, n)), pct(maxof(a, n))) }
 function ref(c) { return c ~ /_t2$/ ? "base_t2" : "base" }
-# The baseline for run s: the mean of the nearest runs of configuration k before and after
-# it (just one of them at either end of the sequence). Sets bw, bc, bown, both, bout.
-function bracket(s, k,    p, q, n) {
+# Start-up and exit costs of run s in CPU seconds: all that is not the work itself, plus
+# what the recorder'"'"'s threads did during the work beyond their steady rate.
+function fixed(s) { return (cpu[s] - work[s]) + (oth[s] - soth[s] * wwall[s] / swall[s]) }
+# The baseline of run s: for each figure, the mean of the nearest runs of configuration k
+# before and after it (just one of them at either end of the sequence), into b[].
+function bracket(s, k,    p, q, n, f) {
 	for (p = s - 1; p >= 1 && cfg[p] != k; p--) ;
 	for (q = s + 1; q <= N && cfg[q] != k; q++) ;
-	bw = bc = bown = both = bout = n = 0
-	if (p >= 1) { bw += wall[p]; bc += cpu[p]; bown += own[p]; both += oth[p]; bout += cpu[p] - work[p]; n++ }
-	if (q <= N) { bw += wall[q]; bc += cpu[q]; bown += own[q]; both += oth[q]; bout += cpu[q] - work[q]; n++ }
-	bw /= n; bc /= n; bown /= n; both /= n; bout /= n
-	return n
+	split("", b); n = 0
+	if (p >= 1) { add(p); n++ }
+	if (q <= N) { add(q); n++ }
+	for (f in b) b[f] /= n
 }
-# Collects, for configuration c, its medians and its ratios to the bracketing baselines.
+function add(p) {
+	b["wall"] += wall[p]; b["cpu"] += cpu[p]; b["scpu"] += scpu[p]; b["sown"] += sown[p]
+	b["soth"] += soth[p]; b["fixed"] += fixed(p)
+}
+# For configuration c: its medians (vw, vc) and, run by run, its ratios to the bracketing
+# baselines: whole run (rw, rc), steady part (rs), its split (po, pr), fixed cost (pf).
 function collect(c,    s) {
 	nv = nr = 0
 	for (s = 1; s <= N; s++) {
@@ -198,25 +206,26 @@ function collect(c,    s) {
 		nv++; vw[nv] = wall[s]; vc[nv] = cpu[s]
 		if (c == ref(c)) continue
 		bracket(s, ref(c)); nr++
-		rw[nr] = wall[s] / bw - 1; rc[nr] = cpu[s] / bc - 1
-		p1[nr] = (own[s] - bown) / bc; p2[nr] = (oth[s] - both) / bc
-		p3[nr] = ((cpu[s] - work[s]) - bout) / bc
+		rw[nr] = wall[s] / b["wall"] - 1; rc[nr] = cpu[s] / b["cpu"] - 1
+		rs[nr] = scpu[s] / b["scpu"] - 1
+		po[nr] = (sown[s] - b["sown"]) / b["scpu"]; pr[nr] = (soth[s] - b["soth"]) / b["scpu"]
+		pf[nr] = 1000 * (fixed(s) - b["fixed"])
 	}
 }
-function row(c, label,    wm, cm, b) {
-	collect(c)
-	cm = minof(vc, nv); wm = median(vw, nv)
-	printf "%-13s %-33s %3d %7.3f %7.3f", c, label, nv, wm, median(vc, nv)
+function row(c, label,    cm, bm) {
+	collect(ref(c)); bm = minof(vc, nv)
+	collect(c); cm = minof(vc, nv)
+	printf "%-13s %-33s %3d %7.3f %7.3f", c, label, nv, median(vw, nv), median(vc, nv)
 	if (c == ref(c)) { printf "   %-27s %-27s %s\n", "(baseline)", "(baseline)", "(baseline)"; return }
-	collect(ref(c)); b = minof(vc, nv); collect(c)
-	printf "   %-27s %-27s %s\n", spread(rw, nr), spread(rc, nr), pct(cm / b - 1)
+	printf "   %-27s %-27s %s\n", spread(rw, nr), spread(rc, nr), pct(cm / bm - 1)
 }
-function parts(c, label) {
+function steady(c, label) {
 	collect(c)
-	printf "%-13s %-33s %-9s %-9s %s\n", c, label, pct(median(p1, nr)), pct(median(p2, nr)), pct(median(p3, nr))
+	printf "%-13s %-33s %-27s %-10s %-10s %7.1f\n", c, label, spread(rs, nr), pct(median(po, nr)),
+		pct(median(pr, nr)), median(pf, nr)
 }
 # Baseline against baseline: each run of k (but the first and last) against the mean of
-# its neighbouring runs of k, exactly as a recorded run is treated. This is the noise.
+# its neighbouring runs of k, as a recorded run is treated. This is the noise level.
 function noise(k, label,    s, p, q, n) {
 	n = 0
 	for (s = 1; s <= N; s++) {
@@ -224,12 +233,20 @@ function noise(k, label,    s, p, q, n) {
 		for (p = s - 1; p >= 1 && cfg[p] != k; p--) ;
 		for (q = s + 1; q <= N && cfg[q] != k; q++) ;
 		if (p < 1 || q > N) continue
-		n++; rw[n] = wall[s] / ((wall[p] + wall[q]) / 2) - 1; rc[n] = cpu[s] / ((cpu[p] + cpu[q]) / 2) - 1
+		n++
+		rw[n] = wall[s] / ((wall[p] + wall[q]) / 2) - 1
+		rc[n] = cpu[s] / ((cpu[p] + cpu[q]) / 2) - 1
+		rs[n] = scpu[s] / ((scpu[p] + scpu[q]) / 2) - 1
 	}
-	printf "%-13s %-33s %3d %15s   %-27s %s\n", k, label, n, "", spread(rw, n), spread(rc, n)
+	printf "%-13s %-33s %3d  wall %-27s cpu %-27s steady cpu %s\n", k, label, n, spread(rw, n),
+		spread(rc, n), spread(rs, n)
 }
-{ N++; cfg[N] = $3; wall[N] = $4; cpu[N] = $5 + $6; work[N] = $7; own[N] = $8; oth[N] = $9 }
+{
+	N++; cfg[N] = $3; wall[N] = $4; cpu[N] = $5 + $6; wwall[N] = $7; work[N] = $8; oth[N] = $10
+	swall[N] = $11; scpu[N] = $12; sown[N] = $13; soth[N] = $14
+}
 END {
+	print "whole runs, as the user pays them:"
 	printf "%-13s %-33s %3s %7s %7s   %-27s %-27s %s\n", "config", "what", "n", "wall s", "cpu s",
 		"wall overhead med [min..max]", "cpu overhead med [min..max]", "cpu best/best"
 	row("base",          "no recorder, 1 thread")
@@ -240,23 +257,27 @@ END {
 	row("base_t2",       "no recorder, 2 threads")
 	row("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
 	print ""
-	print "noise, baseline against its neighbouring baselines:"
+	print "steady state (the work after its warm-up part) and the fixed cost per process:"
+	printf "%-13s %-33s %-27s %-10s %-10s %s\n", "config", "what", "steady cpu overhead",
+		"in program", "in recorder", "fixed ms"
+	printf "%-13s %-33s %-27s %-10s %-10s %s\n", "", "", "med [min..max]", "threads", "threads", ""
+	steady("off",           "crashscope run, ENABLED=0")
+	steady("cpu100",        "recorder cpu 100 Hz, wall 97 Hz")
+	steady("cpu100_nowall", "recorder cpu 100 Hz, wall off")
+	steady("cpu1000",       "recorder cpu 1000 Hz, wall 97 Hz")
+	steady("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
+	print ""
+	print "noise, each baseline run against the mean of its neighbouring baseline runs:"
 	noise("base",    "no recorder, 1 thread")
 	noise("base_t2", "no recorder, 2 threads")
 	print ""
-	print "where the extra cpu goes, median over runs, as a share of the baseline cpu:"
-	printf "%-13s %-33s %-9s %-9s %s\n", "config", "", "program", "recorder", "outside"
-	printf "%-13s %-33s %-9s %-9s %s\n", "", "", "threads", "threads", "the work"
-	parts("off",           "crashscope run, ENABLED=0")
-	parts("cpu100",        "recorder cpu 100 Hz, wall 97 Hz")
-	parts("cpu100_nowall", "recorder cpu 100 Hz, wall off")
-	parts("cpu1000",       "recorder cpu 1000 Hz, wall 97 Hz")
-	parts("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
-	print ""
 	print "wall s, cpu s: medians over n runs; cpu = user + system of the whole process tree, the"
-	print "recorder'"'"'s threads, start-up and final flush included. overhead = recorded run / mean of"
-	print "the baseline runs just before and after it - 1, median [min..max] over the runs;"
-	print "best/best = fastest recorded run / fastest baseline run - 1. program threads: the"
-	print "workload'"'"'s own threads (signal delivery, handler, unwinding); recorder threads: the"
-	print "other threads during the work; outside the work: start-up, exit, final flush, wrapper."
+	print "recorder'"'"'s threads, start-up and final flush included. overhead = a recorded run / the"
+	print "mean of the baseline runs just before and after it - 1, median [min..max] over the runs;"
+	print "best/best = fastest recorded run / fastest baseline run - 1. steady: the same for the"
+	print "process cpu time of the work after its warm-up part, split into the program'"'"'s own"
+	print "threads (signal delivery, handler, unwinding) and the recorder'"'"'s threads, in % of the"
+	print "baseline'"'"'s cpu. fixed ms: cpu outside the work (start-up, exit, final flush, wrapper)"
+	print "plus the recorder threads'"'"' cpu during the work beyond their steady rate, minus the"
+	print "baseline'"'"'s, median."
 }' "$T/results"

@@ -31,9 +31,14 @@ check("Fatal Python error: Segmentation fault" in err,
 plain = run([prog("sleep_signal")], timeout=30)
 rec = record([prog("sleep_signal")], os.path.join(d, "usr1.db"), timeout=30,
              CRASHSCOPE_WALL_HZ=500, CRASHSCOPE_CPU_HZ=1000)
-check(plain[1].split()[:2] == ["left", "4"] and plain[1].split()[3] == "1",
-      "without crashscope: woken early, handler ran once (%r)" % plain[1])
-check(rec[1] == plain[1], "with crashscope: the same (%r)" % rec[1])
+def woken_early(out):
+    f = out.split()
+    return len(f) == 4 and f[0] == "left" and int(f[1]) >= 2 and f[3] == "1"
+
+
+# sleep(5) interrupted after about 1 s: 3-4 s left however busy the machine is
+check(woken_early(plain[1]), "without crashscope: woken early, handler ran once (%r)" % plain[1])
+check(woken_early(rec[1]), "with crashscope: the same (%r)" % rec[1])
 st, out, err = run(["/usr/bin/python3", "-c",
                     "import signal; h = lambda s, f: None; signal.signal(signal.SIGUSR2, h);"
                     " print(signal.getsignal(signal.SIGUSR2) is h,"
