@@ -7,7 +7,7 @@
 #include "cli.h"
 
 #include "../storage/storage.h"
-#include "../uploader/pprof.h"
+#include "../uploader/profile.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,35 +23,15 @@ typedef struct folded_line {
 
 typedef struct export_ctx {
     cs_db *db;
-    cs_pprof *pp;
     FILE *folded;
     /* Different addresses in one function fold to the same line: merged before writing. */
     folded_line *lines;
     size_t nlines, cap_lines;
     size_t *index;
     size_t index_cap;
-    int64_t period;
     size_t rows;
     int failed;
 } export_ctx;
-
-static const char *base_name(const char *p)
-{
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s ? s + 1 : p;
-}
-
-/* The name a person reads: the function, else module+offset, else the raw address. */
-static const char *frame_label(const cs_frame_row *f, char *buf, size_t len)
-{
-    if (f->function && *f->function)
-        return f->function;
-    if (f->module)
-        snprintf(buf, len, "%s+0x%" PRIx64, base_name(f->module), f->address);
-    else
-        snprintf(buf, len, "0x%" PRIx64, f->address);
-    return buf;
-}
 
 static size_t hash_str(const char *s)
 {
@@ -111,55 +91,22 @@ static int on_row(const cs_profile_row *r, void *arg)
     int n;
     if (cs_db_stack_frames(x->db, r->stack_id, &fr, &n) != 0)
         return 0; /* a stack collected meanwhile by another process: skip it */
-    if (x->pp) {
-        cs_pprof_frame *pf = calloc((size_t)n + 1, sizeof *pf);
-        if (!pf) {
-            cs_frames_free(fr, n);
-            return -1;
-        }
-        for (int i = 0; i < n; i++) {
-            char tmp[64];
-            const char *name = frame_label(&fr[i], tmp, sizeof tmp);
-            pf[i].function = fr[i].function ? fr[i].function : NULL;
-            if (!pf[i].function) {
-                /* the label lives in tmp: copy into the frame row so it outlives the loop */
-                free(fr[i].function);
-                fr[i].function = strdup(name);
-                pf[i].function = fr[i].function;
-            }
-            pf[i].file = fr[i].file;
-            pf[i].line = fr[i].line;
-            pf[i].module = fr[i].module;
-            pf[i].build_id = fr[i].build_id;
-            pf[i].address = fr[i].address;
-        }
-        int64_t values[2] = {r->count, r->value};
-        cs_pprof_label labels[3] = {
-            {.key = "thread_name", .str = r->thread_name ? r->thread_name : ""},
-            {.key = "thread_id", .num = r->tid},
-            {.key = "pid", .num = r->pid},
-        };
-        if (cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, 3) != 0)
-            x->failed = 1;
-        free(pf);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m) {
+        x->failed = 1;
     } else {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream(&text, &len);
-        if (!m) {
-            x->failed = 1;
-        } else {
-            for (int i = n - 1; i >= 0; i--) {
-                char tmp[64];
-                const char *name = frame_label(&fr[i], tmp, sizeof tmp);
-                for (const char *c = name; *c; c++) /* ';' and ' ' separate folded fields */
-                    fputc(*c == ';' || *c == ' ' ? '_' : *c, m);
-                if (i)
-                    fputc(';', m);
-            }
-            if (fclose(m) != 0 || add_folded(x, text, r->count) != 0)
-                x->failed = 1;
+        for (int i = n - 1; i >= 0; i--) {
+            char tmp[96];
+            const char *name = cs_frame_name(&fr[i], tmp, sizeof tmp);
+            for (const char *c = name; *c; c++) /* ';' and ' ' separate folded fields */
+                fputc(*c == ';' || *c == ' ' ? '_' : *c, m);
+            if (i)
+                fputc(';', m);
         }
+        if (fclose(m) != 0 || add_folded(x, text, r->count) != 0)
+            x->failed = 1;
     }
     cs_frames_free(fr, n);
     x->rows++;
@@ -255,16 +202,27 @@ int cs_cmd_export(int argc, char **argv)
     if (hz <= 0)
         hz = !strcmp(type, "cpu") ? CS_DEFAULT_CPU_HZ : CS_DEFAULT_WALL_HZ;
 
-    export_ctx x = {.db = db, .period = 1000000000LL / hz};
+    cs_query q = {.profile = type, .pid = (int)pid, .from_ts = from, .until_ts = until};
+    export_ctx x = {.db = db};
+    int rc = 0;
     if (!strcmp(format, "pprof")) {
-        x.pp = cs_pprof_new(type, "nanoseconds", x.period, from * 1000000000LL,
-                            (until - from + 1) * 1000000000LL);
-        if (!x.pp || cs_pprof_add_sample_type(x.pp, "samples", "count") < 0 ||
-            cs_pprof_add_sample_type(x.pp, type, "nanoseconds") < 0) {
-            cs_cli_error("out of memory");
-            cs_db_close(db);
-            return 1;
+        cs_pprof *pp = cs_profile_build(db, &q, hz, from * 1000000000LL,
+                                        (until - from + 1) * 1000000000LL, CS_PROFILE_EXPORT,
+                                        &x.rows);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (!pp || cs_pprof_encode(pp, 1, &buf, &len) != 0) {
+            cs_cli_error("reading %s failed: %s", path, pp ? "cannot encode" : cs_db_error(db));
+            rc = 1;
+        } else {
+            FILE *f = fopen(out, "wb");
+            if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+                cs_cli_error("cannot write %s: %s", out, strerror(errno));
+                rc = 1;
+            }
         }
+        free(buf);
+        cs_pprof_free(pp);
     } else {
         x.folded = !strcmp(out, "-") ? stdout : fopen(out, "w");
         if (!x.folded) {
@@ -272,29 +230,10 @@ int cs_cmd_export(int argc, char **argv)
             cs_db_close(db);
             return 1;
         }
-    }
-    cs_query q = {.profile = type, .pid = (int)pid, .from_ts = from, .until_ts = until};
-    int rc = cs_db_profile_rows(db, &q, on_row, &x);
-    if (rc != 0 || x.failed) {
-        cs_cli_error("reading %s failed: %s", path, x.failed ? "out of memory" : cs_db_error(db));
-        rc = 1;
-    }
-    if (x.pp) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (rc == 0 && cs_pprof_encode(x.pp, 1, &buf, &len) == 0) {
-            FILE *f = fopen(out, "wb");
-            if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-                cs_cli_error("cannot write %s: %s", out, strerror(errno));
-                rc = 1;
-            }
-        } else if (rc == 0) {
-            cs_cli_error("cannot encode the profile");
+        if (cs_db_profile_rows(db, &q, on_row, &x) != 0 || x.failed) {
+            cs_cli_error("reading %s failed: %s", path, x.failed ? "out of memory" : cs_db_error(db));
             rc = 1;
         }
-        free(buf);
-        cs_pprof_free(x.pp);
-    } else {
         for (size_t i = 0; i < x.nlines; i++) {
             if (rc == 0)
                 fprintf(x.folded, "%s %" PRId64 "\n", x.lines[i].text, x.lines[i].count);

@@ -8,6 +8,7 @@
  */
 #include "report.h"
 
+#include "../uploader/profile.h"
 #include "json.h"
 #include "signames.h"
 
@@ -50,17 +51,6 @@ int cs_culprit_frame(const cs_frame_row *f, int n)
     return 0;
 }
 
-static const char *fn_name(const cs_frame_row *f, char *buf, size_t len)
-{
-    if (f->function && *f->function)
-        return f->function;
-    if (f->module)
-        snprintf(buf, len, "%s+0x%" PRIx64, base_name(f->module), f->address);
-    else
-        snprintf(buf, len, "0x%" PRIx64, f->address);
-    return buf;
-}
-
 static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *indent, int limit)
 {
     cs_frame_row *f;
@@ -76,7 +66,7 @@ static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *inden
         char mod[160] = "";
         if (f[i].module)
             snprintf(mod, sizeof mod, "%s+0x%" PRIx64, base_name(f[i].module), f[i].address);
-        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, fn_name(&f[i], buf, sizeof buf), where,
+        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, cs_frame_name(&f[i], buf, sizeof buf), where,
                 *where && *mod ? "  " : "", mod);
     }
     if (n > limit)
@@ -94,7 +84,7 @@ static void json_stack(FILE *out, cs_db *db, int64_t stack_id)
             char buf[96], addr[24];
             fputs(i ? ",{" : "{", out);
             cs_json_key(out, "function", 1);
-            cs_json_str(out, fn_name(&f[i], buf, sizeof buf));
+            cs_json_str(out, cs_frame_name(&f[i], buf, sizeof buf));
             cs_json_key(out, "module", 0);
             cs_json_str(out, f[i].module);
             cs_json_key(out, "file", 0);
@@ -361,7 +351,7 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
         fprintf(out, "  thread \"%s\" (tid %d)", c.thread_name ? c.thread_name : "", c.tid);
         if (nframes) {
             char buf[96];
-            fprintf(out, ", in %s", fn_name(&frames[culprit], buf, sizeof buf));
+            fprintf(out, ", in %s", cs_frame_name(&frames[culprit], buf, sizeof buf));
             if (frames[culprit].file)
                 fprintf(out, " at %s:%" PRId64, frames[culprit].file, frames[culprit].line);
         }

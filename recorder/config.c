@@ -173,6 +173,85 @@ int cs_config_make_parent_dirs(const char *path)
     return 0;
 }
 
+void cs_config_redact_url(const char *url, char *out, size_t len)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = strchr(host, '@');
+    const char *slash = strchr(host, '/');
+    if (at && (!slash || at < slash))
+        snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
+    else
+        snprintf(out, len, "%s", url);
+}
+
+static void load_str(const char *const *names, char *out, size_t len, int warn)
+{
+    const char *which;
+    const char *v = env_first(names, &which);
+    out[0] = 0;
+    if (!v)
+        return;
+    if (strlen(v) >= len) {
+        if (warn) /* the value itself is not shown: it may be a secret */
+            cs_warn("%s is longer than %zu bytes; ignored", which, len - 1);
+        return;
+    }
+    strcpy(out, v);
+}
+
+static void load_upload(cs_config *c, int warn)
+{
+    static const char *const n_url[] = {"CRASHSCOPE_SERVER_URL", "PYROSCOPE_SERVER_ADDRESS", NULL};
+    static const char *const n_user[] = {"CRASHSCOPE_BASIC_AUTH_USER",
+                                         "PYROSCOPE_BASIC_AUTH_USERNAME", NULL};
+    static const char *const n_pass[] = {"CRASHSCOPE_BASIC_AUTH_PASSWORD",
+                                         "PYROSCOPE_BASIC_AUTH_PASSWORD", NULL};
+    static const char *const n_tenant[] = {"CRASHSCOPE_TENANT_ID", "PYROSCOPE_TENANT_ID", NULL};
+    static const char *const n_upload[] = {"CRASHSCOPE_UPLOAD", NULL};
+    static const char *const n_flush[] = {"CRASHSCOPE_FLUSH_SECONDS", NULL};
+    static const char *const n_api[] = {"CRASHSCOPE_UPLOAD_API", NULL};
+    const char *which, *v;
+    load_str(n_url, c->server_url, sizeof c->server_url, warn);
+    load_str(n_user, c->user, sizeof c->user, warn);
+    load_str(n_pass, c->password, sizeof c->password, warn);
+    load_str(n_tenant, c->tenant, sizeof c->tenant, warn);
+    if (c->server_url[0] && strncmp(c->server_url, "http://", 7) != 0 &&
+        strncmp(c->server_url, "https://", 8) != 0) {
+        if (warn) {
+            char shown[1024];
+            cs_config_redact_url(c->server_url, shown, sizeof shown);
+            cs_warn("CRASHSCOPE_SERVER_URL='%.200s' is not an http:// or https:// URL; nothing "
+                    "will be uploaded",
+                    shown);
+        }
+        c->server_url[0] = 0;
+    }
+    c->upload = c->server_url[0] ? CS_UPLOAD_CRASH : CS_UPLOAD_OFF;
+    if ((v = env_first(n_upload, &which))) {
+        if (!strcmp(v, "off"))
+            c->upload = CS_UPLOAD_OFF;
+        else if (!strcmp(v, "crash"))
+            c->upload = c->server_url[0] ? CS_UPLOAD_CRASH : CS_UPLOAD_OFF;
+        else if (!strcmp(v, "continuous"))
+            c->upload = c->server_url[0] ? CS_UPLOAD_CONTINUOUS : CS_UPLOAD_OFF;
+        else if (warn)
+            cs_warn("%s='%.64s' is not off, crash or continuous; using %s", which, v,
+                    c->upload ? "crash" : "off");
+        if (warn && !c->server_url[0] && strcmp(v, "off") != 0 &&
+            (!strcmp(v, "crash") || !strcmp(v, "continuous")))
+            cs_warn("%s=%s but no CRASHSCOPE_SERVER_URL is set; nothing will be uploaded", which,
+                    v);
+    }
+    load_int(n_flush, 10, 3600, 60, &c->flush_seconds, warn);
+    if ((v = env_first(n_api, &which))) {
+        if (!strcmp(v, "ingest"))
+            c->upload_ingest = 1;
+        else if (strcmp(v, "push") != 0 && warn)
+            cs_warn("%s='%.64s' is not push or ingest; using push", which, v);
+    }
+}
+
 void cs_config_load(cs_config *c, int warn)
 {
     static const char *const n_enabled[] = {"CRASHSCOPE_ENABLED", NULL};
@@ -232,4 +311,5 @@ void cs_config_load(cs_config *c, int warn)
     load_int(n_cpu, 0, CS_MAX_HZ, CS_DEFAULT_CPU_HZ, &c->cpu_hz, warn);
     load_int(n_wall, 0, CS_MAX_HZ, CS_DEFAULT_WALL_HZ, &c->wall_hz, warn);
     load_int(n_window, 10, 7 * 24 * 3600, CS_DEFAULT_WINDOW_SECONDS, &c->window_seconds, warn);
+    load_upload(c, warn);
 }

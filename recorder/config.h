@@ -17,6 +17,8 @@
 #define CS_DEFAULT_WINDOW_SECONDS 300
 #define CS_MAX_HZ                 1000
 
+enum cs_upload_mode { CS_UPLOAD_OFF = 0, CS_UPLOAD_CRASH = 1, CS_UPLOAD_CONTINUOUS = 2 };
+
 typedef struct cs_config {
     int enabled;           /* 0: the shim does nothing at all */
     char db_path[PATH_MAX];
@@ -25,7 +27,19 @@ typedef struct cs_config {
     int cpu_hz;            /* 0: cpu sampling off */
     int wall_hz;           /* 0: wall sampling off */
     int window_seconds;
+    /* Pyroscope. The password lives here and in the environment only: never printed, never
+     * stored in the database. */
+    char server_url[1024];
+    char user[256];
+    char password[1024];
+    char tenant[256];
+    int upload;          /* enum cs_upload_mode */
+    int flush_seconds;   /* how much of the window a crash upload carries */
+    int upload_ingest;   /* 1: always the legacy /ingest API */
 } cs_config;
+
+/* SERVER_URL without any user:password@ part, for messages. */
+void cs_config_redact_url(const char *url, char *out, size_t len);
 
 /* Fills C from the environment. Problems are written to stderr, prefixed "crashscope: ",
  * only when WARN is non-zero (the CLI re-reads quietly what the shim already reported). */

@@ -50,6 +50,21 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS crash_threads_crash ON crash_threads(crash_id);"
     "CREATE TABLE IF NOT EXISTS crash_modules("
     " crash_id INTEGER NOT NULL, path TEXT, base INTEGER, build_id TEXT);"
+    "CREATE TABLE IF NOT EXISTS uploads("
+    " id INTEGER PRIMARY KEY, process_id INTEGER NOT NULL, crash_id INTEGER NOT NULL,"
+    " profile TEXT NOT NULL, phase TEXT NOT NULL, slice_from INTEGER NOT NULL,"
+    " slice_until INTEGER NOT NULL, labels TEXT NOT NULL, body BLOB, sample_rate INTEGER,"
+    " state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL, sent_at INTEGER,"
+    " last_status INTEGER, last_error TEXT,"
+    " UNIQUE(process_id, crash_id, profile, phase, slice_from));"
+    "CREATE INDEX IF NOT EXISTS uploads_state ON uploads(state, next_attempt);"
+    "CREATE TABLE IF NOT EXISTS upload_attempts("
+    " upload_id INTEGER NOT NULL, time_ns INTEGER NOT NULL, endpoint TEXT, status INTEGER,"
+    " bytes INTEGER, error TEXT);"
+    "CREATE INDEX IF NOT EXISTS upload_attempts_upload ON upload_attempts(upload_id);"
+    "CREATE TABLE IF NOT EXISTS upload_cursor(process_id INTEGER PRIMARY KEY,"
+    " until INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');";
 
 static const char *const stmt_sql[ST_COUNT] = {

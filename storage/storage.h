@@ -124,6 +124,44 @@ int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int6
                         int64_t until, int limit,
                         int (*cb)(const char *function, int64_t count, void *arg), void *arg);
 
+/* --- the upload queue (storage/uploads.c) ------------------------------------------------ */
+
+typedef struct cs_upload_row {
+    int64_t id, process_id, crash_id;
+    char profile[16], phase[16];
+    int64_t slice_from, slice_until; /* Unix seconds, [from, until) */
+    char *labels;                    /* "name=value\n" lines */
+    uint8_t *body;                   /* gzipped pprof */
+    size_t body_len;
+    int sample_rate, attempts;
+} cs_upload_row;
+
+/* Queues a profile; returns its id, or 0 when the same slice is already queued or sent. */
+int64_t cs_db_upload_add(cs_db *db, const cs_upload_row *u, int64_t now_s);
+/* Pending uploads due at NOW_S (all of them when FORCE), oldest slice first, at most MAX. */
+int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int max, cs_upload_row **out, int *n);
+void cs_upload_rows_free(cs_upload_row *u, int n);
+/* After an attempt: STATE "sent", "pending" (retry at NEXT_S), "too_old" or "refused". The
+ * body is dropped once nothing will send it again. ENDPOINT and ERROR carry no secrets. */
+int cs_db_upload_result(cs_db *db, int64_t id, const char *state, int64_t next_s, long status,
+                        const char *endpoint, size_t bytes, const char *error, int64_t now_ns);
+/* Continuous mode: slices of PROCESS_ID are queued up to this second (0: none yet). */
+int64_t cs_db_upload_cursor(cs_db *db, int64_t process_id);
+int cs_db_upload_cursor_set(cs_db *db, int64_t process_id, int64_t until);
+/* Processes with samples newer than SINCE_S (for the continuous uploader). */
+int cs_db_active_processes(cs_db *db, int64_t since_s, int64_t **ids, int *n);
+
+typedef struct cs_upload_summary {
+    int total, sent, pending, too_old, refused;
+    int64_t last_attempt_ns;
+    long last_status;
+    char last_endpoint[512];
+    char last_error[256];
+    int crash_profile_sent;
+} cs_upload_summary;
+/* What became of the uploads of crash CRASH_ID (all pending ones when CRASH_ID is -1). */
+int cs_db_upload_summary(cs_db *db, int64_t crash_id, cs_upload_summary *s);
+
 /* --- the read path (storage/read.c) ------------------------------------------------ */
 
 typedef struct cs_frame_row {

@@ -220,6 +220,11 @@ int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
         "DELETE FROM frames WHERE last_seen < ?1",
         "DELETE FROM modules WHERE id NOT IN (SELECT DISTINCT module_id FROM frames)",
         /* A process is kept while it may still write, or while samples name it. */
+        /* Delivered or abandoned uploads are kept a day for `inspect`, then go. */
+        "DELETE FROM upload_attempts WHERE upload_id IN (SELECT id FROM uploads"
+        " WHERE state != 'pending' AND created < strftime('%s','now') - 86400)",
+        "DELETE FROM uploads WHERE state != 'pending' AND created < strftime('%s','now') - 86400",
+        "DELETE FROM upload_cursor WHERE process_id NOT IN (SELECT id FROM processes)",
         "DELETE FROM processes WHERE last_seen < ?1"
         " AND id NOT IN (SELECT DISTINCT process_id FROM samples)"
         " AND id NOT IN (SELECT process_id FROM crashes)",
