@@ -11,6 +11,7 @@ int cs_cmd_export(int argc, char **argv);
 int cs_cmd_crashes(int argc, char **argv);
 int cs_cmd_inspect(int argc, char **argv);
 int cs_cmd_ingest(int argc, char **argv);
+int cs_cmd_upload(int argc, char **argv);
 
 /* The database path: --db if given, else the configuration's. */
 const char *cs_cli_db_path(const char *opt_db, const cs_config *c);

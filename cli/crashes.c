@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include "../storage/storage.h"
+#include "../uploader/upload.h"
 #include "ingest.h"
 #include "json.h"
 #include "report.h"
@@ -237,5 +238,28 @@ int cs_cmd_ingest(int argc, char **argv)
         fputs("usage: crashscope _ingest --db PATH RECORD (run by the crash handler)\n", stderr);
         return 2;
     }
-    return cs_ingest_record(db, argv[optind], 1) >= 0 ? 0 : 1;
+    long long id = cs_ingest_record(db, argv[optind], 1);
+    if (id <= 0)
+        return id < 0 ? 1 : 0;
+    /* The crash is stored: now, from this helper and never from the dying program, send it
+     * with the window before it. What cannot be sent stays queued for `crashscope upload`. */
+    cs_config c;
+    cs_config_load(&c, 0);
+    if (c.upload == CS_UPLOAD_OFF)
+        return 0;
+    char err[512];
+    cs_db *h = cs_db_open(db, 0, err, sizeof err);
+    if (!h)
+        return 1;
+    int rc = 0;
+    if (cs_upload_queue_crash(h, &c, id) < 0) {
+        fprintf(stderr, "crashscope: could not prepare the upload of crash %lld: %s\n", id,
+                cs_db_error(h));
+        rc = 1;
+    } else {
+        cs_upload_report rep;
+        cs_upload_send_due(h, &c, 0, (int64_t)time(NULL) + 30, &rep);
+    }
+    cs_db_close(h);
+    return rc;
 }

@@ -6,6 +6,8 @@
  */
 #include "cli.h"
 
+#include "../uploader/push.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +42,7 @@ static void usage(FILE *f)
           "  crashes [--json]                 list crashes and deaths, newest first\n"
           "  inspect [--crash ID | --last] [--seconds N] [--json]\n"
           "                                   the crash report and the N s before it\n"
+          "  upload [--follow]                send what is queued for Pyroscope\n"
           "  help                             this text\n"
           "\n"
           "Settings come from the environment (CRASHSCOPE_DB, CRASHSCOPE_CPU_HZ, ...);\n"
@@ -49,6 +52,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cs_push_global_init(); /* libcurl's global init, before any thread */
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -62,6 +66,8 @@ int main(int argc, char **argv)
         return cs_cmd_crashes(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect"))
         return cs_cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "upload"))
+        return cs_cmd_upload(argc - 1, argv + 1);
     if (!strcmp(cmd, "_ingest"))
         return cs_cmd_ingest(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -293,6 +293,19 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
         fputc(']', out);
         cs_json_key(out, "samples_saved_at_crash", 0);
         fprintf(out, "%d", c.samples_saved);
+        cs_upload_summary u;
+        cs_db_upload_summary(db, c.id, &u);
+        cs_json_key(out, "upload", 0);
+        fprintf(out,
+                "{\"total\":%d,\"sent\":%d,\"pending\":%d,\"too_old\":%d,\"refused\":%d,"
+                "\"crash_profile_sent\":%s,\"last_status\":%ld",
+                u.total, u.sent, u.pending, u.too_old, u.refused,
+                u.crash_profile_sent ? "true" : "false", u.last_status);
+        cs_json_key(out, "last_endpoint", 0);
+        cs_json_str(out, u.last_endpoint[0] ? u.last_endpoint : NULL);
+        cs_json_key(out, "last_error", 0);
+        cs_json_str(out, u.last_error[0] ? u.last_error : NULL);
+        fputc('}', out);
         fputs("},\"process\":{", out);
         cs_json_key(out, "pid", 1);
         fprintf(out, "%d", c.pid);
@@ -386,6 +399,21 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
         }
         if (c.registers)
             fprintf(out, "\nregisters: %s\n", c.registers);
+        cs_upload_summary u;
+        cs_db_upload_summary(db, c.id, &u);
+        if (u.total == 0)
+            fputs("\nPyroscope: nothing uploaded for this crash (no CRASHSCOPE_SERVER_URL, or "
+                  "CRASHSCOPE_UPLOAD=off)\n",
+                  out);
+        else
+            fprintf(out,
+                    "\nPyroscope: %d of %d profiles delivered%s%s; %d pending, %d too old, %d "
+                    "refused; last attempt: %s, HTTP %ld%s%s\n",
+                    u.sent, u.total, u.crash_profile_sent ? " (the crash profile too)" : "",
+                    u.pending ? " - run `crashscope upload` when the server is back" : "",
+                    u.pending, u.too_old, u.refused,
+                    u.last_endpoint[0] ? u.last_endpoint : "none", u.last_status,
+                    u.last_error[0] ? ", " : "", u.last_error);
     }
     cs_frames_free(frames, nframes);
     cs_crash_threads_free(threads, nthreads);

@@ -138,13 +138,27 @@ typedef struct cs_upload_row {
 
 /* Queues a profile; returns its id, or 0 when the same slice is already queued or sent. */
 int64_t cs_db_upload_add(cs_db *db, const cs_upload_row *u, int64_t now_s);
-/* Pending uploads due at NOW_S (all of them when FORCE), oldest slice first, at most MAX. */
-int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int max, cs_upload_row **out, int *n);
+/* Pending uploads due at NOW_S (all of them when FORCE) with an id above AFTER_ID, in queue
+ * order, at most MAX. */
+int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int64_t after_id, int max,
+                      cs_upload_row **out, int *n);
 void cs_upload_rows_free(cs_upload_row *u, int n);
 /* After an attempt: STATE "sent", "pending" (retry at NEXT_S), "too_old" or "refused". The
  * body is dropped once nothing will send it again. ENDPOINT and ERROR carry no secrets. */
 int cs_db_upload_result(cs_db *db, int64_t id, const char *state, int64_t next_s, long status,
                         const char *endpoint, size_t bytes, const char *error, int64_t now_ns);
+/* Takes pending upload ID for LEASE_S seconds, so that two senders never send it twice.
+ * Returns 1 if this caller has it. */
+int cs_db_upload_claim(cs_db *db, int64_t id, int64_t now_s, int64_t lease_s, int force);
+
+typedef struct cs_process_meta {
+    char app_name[256];
+    char tags[1024];
+    int pid, cpu_hz, wall_hz;
+    int64_t last_seen;
+} cs_process_meta;
+int cs_db_process_meta(cs_db *db, int64_t process_id, cs_process_meta *m);
+
 /* Continuous mode: slices of PROCESS_ID are queued up to this second (0: none yet). */
 int64_t cs_db_upload_cursor(cs_db *db, int64_t process_id);
 int cs_db_upload_cursor_set(cs_db *db, int64_t process_id, int64_t until);

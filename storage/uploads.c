@@ -43,12 +43,13 @@ int64_t cs_db_upload_add(cs_db *db, const cs_upload_row *u, int64_t now_s)
     return id;
 }
 
-int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int max, cs_upload_row **out, int *n)
+int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int64_t after_id, int max,
+                      cs_upload_row **out, int *n)
 {
     static const char sql[] =
         "SELECT id, process_id, crash_id, profile, phase, slice_from, slice_until, labels, body,"
         " sample_rate, attempts FROM uploads WHERE state = 'pending' AND (?1 OR next_attempt <= ?2)"
-        " ORDER BY slice_from, id LIMIT ?3";
+        " AND id > ?4 ORDER BY id LIMIT ?3";
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
@@ -59,6 +60,7 @@ int cs_db_uploads_due(cs_db *db, int64_t now_s, int force, int max, cs_upload_ro
     sqlite3_bind_int(st, 1, force);
     sqlite3_bind_int64(st, 2, now_s);
     sqlite3_bind_int(st, 3, max);
+    sqlite3_bind_int64(st, 4, after_id);
     cs_upload_row *rows = calloc((size_t)max + 1, sizeof *rows);
     if (!rows) {
         sqlite3_finalize(st);
@@ -235,4 +237,46 @@ int cs_db_upload_summary(cs_db *db, int64_t crash_id, cs_upload_summary *s)
     }
     sqlite3_finalize(st);
     return 0;
+}
+
+int cs_db_upload_claim(cs_db *db, int64_t id, int64_t now_s, int64_t lease_s, int force)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h,
+                           "UPDATE uploads SET next_attempt = ?2 + ?3 WHERE id = ?1"
+                           " AND state = 'pending' AND (?4 OR next_attempt <= ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now_s);
+    sqlite3_bind_int64(st, 3, lease_s);
+    sqlite3_bind_int(st, 4, force);
+    int ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+int cs_db_process_meta(cs_db *db, int64_t process_id, cs_process_meta *m)
+{
+    sqlite3_stmt *st;
+    memset(m, 0, sizeof *m);
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT app_name, tags, pid, cpu_hz, wall_hz, last_seen FROM processes"
+                           " WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, process_id);
+    int found = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *a = sqlite3_column_text(st, 0), *t = sqlite3_column_text(st, 1);
+        snprintf(m->app_name, sizeof m->app_name, "%s", a ? (const char *)a : "unknown");
+        snprintf(m->tags, sizeof m->tags, "%s", t ? (const char *)t : "");
+        m->pid = sqlite3_column_int(st, 2);
+        m->cpu_hz = sqlite3_column_int(st, 3);
+        m->wall_hz = sqlite3_column_int(st, 4);
+        m->last_seen = sqlite3_column_int64(st, 5);
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found ? 0 : -1;
 }
