@@ -3,7 +3,7 @@
  * (`--follow`) keeps cutting and sending 10-second slices of every recorded process.
  *
  * One follower per database (an flock on <db>.uploader.lock); it leaves by itself once no
- * recorded process has been seen for a minute. Prints counts and errors, never a secret.
+ * recorded process has been seen for 15 seconds. Prints counts and errors, never a secret.
  */
 #include "cli.h"
 
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define FOLLOW_PERIOD_S 2
-#define FOLLOW_IDLE_S   60
+#define FOLLOW_IDLE_S   15
 
 static int open_db(const char *path, cs_db **db)
 {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -137,14 +138,8 @@ int cs_helper_record_path(char *out, size_t len, int pid, int64_t start_ns)
     return 0;
 }
 
-void cs_helper_spawn(const char *record)
+static void spawn(char *const argv[])
 {
-    if (prepared != 2)
-        return;
-    size_t n = strlen(record);
-    if (n >= sizeof record_arg)
-        return;
-    memcpy(record_arg, record, n + 1);
     long child = syscall(SYS_fork);
     if (child < 0)
         return;
@@ -164,11 +159,40 @@ void cs_helper_spawn(const char *record)
             if (syscall(SYS_close_range, 3, ~0u, 0) != 0)
                 for (int fd = 3; fd < 4096; fd++)
                     syscall(SYS_close, fd);
-            syscall(SYS_execve, cli_path, helper_argv, helper_envp);
+            syscall(SYS_execve, cli_path, argv, helper_envp);
             syscall(SYS_exit_group, 127);
         }
         syscall(SYS_exit_group, 0);
     }
     int status;
     syscall(SYS_wait4, child, &status, 0, NULL);
+}
+
+void cs_helper_spawn(const char *record)
+{
+    if (prepared != 2)
+        return;
+    size_t n = strlen(record);
+    if (n >= sizeof record_arg)
+        return;
+    memcpy(record_arg, record, n + 1);
+    spawn(helper_argv);
+}
+
+void cs_helper_spawn_uploader(void)
+{
+    if (prepared != 2)
+        return;
+    char lock[PATH_MAX];
+    if (snprintf(lock, sizeof lock, "%s.uploader.lock", db_arg) >= (int)sizeof lock)
+        return;
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    int free_lock = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    if (!free_lock)
+        return; /* a follower already serves this database */
+    static char *argv[] = {cli_path, "upload", "--follow", "--db", db_arg, NULL};
+    spawn(argv);
 }

@@ -23,6 +23,10 @@ int cs_helper_record_path(char *out, size_t len, int pid, int64_t start_ns);
  * returns at once. */
 void cs_helper_spawn(const char *record);
 
+/* Continuous uploads: starts `crashscope upload --follow` for this database unless one is
+ * already running (it holds <db>.uploader.lock). Normal context; returns at once. */
+void cs_helper_spawn_uploader(void);
+
 /* Async-signal-safe formatting helpers shared by the crash handler. */
 size_t cs_fmt_u64(char *out, uint64_t v);
 

@@ -12,6 +12,7 @@
 #include "shim.h"
 
 #include "../crashhandler/crash.h"
+#include "../crashhandler/helper.h"
 #include "sampler.h"
 #include "signals.h"
 #include "threads.h"
@@ -208,6 +209,8 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
     if (cs_unwind_init() != 0)
         cs_shim_degrade("libunwind.so.8 could not be loaded; samples carry no stacks");
     cs_crash_install(config.db_path);
+    if (config.upload == CS_UPLOAD_CONTINUOUS)
+        cs_helper_spawn_uploader();
     atomic_store(&active, 1);
     if (cs_writer_start(&config, app_name) != 0) {
         atomic_store(&active, 0);
