@@ -66,7 +66,7 @@ static void sb_put(sbuf *b, const void *data, size_t n) {
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 
 static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[128];
+    char tmp[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
