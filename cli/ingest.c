@@ -29,18 +29,20 @@
 
 #define MAX_RECORD_BYTES (256u << 20)
 
+/* Sections are packed: their fields and frames may sit at any alignment, so everything is
+ * copied out with memcpy, never read through a cast pointer. */
 typedef struct rstack {
-    const uint64_t *ips;
+    const unsigned char *raw; /* n little uint64 in the record, any alignment */
     int n;
 } rstack;
 
 typedef struct rthread {
-    const cs_record_thread *t;
+    cs_record_thread t;
     rstack st;
 } rthread;
 
 typedef struct rsample {
-    const cs_record_sample *s;
+    cs_record_sample s;
     rstack st;
 } rsample;
 
@@ -149,21 +151,23 @@ static const char *parse(record *r, cs_symbolizer *sym)
                 cs_symbolizer_add(sym, use, m.base, m.lo, m.hi, (int)m.nseg);
             free(path);
         } else if (type == CS_SEC_THREAD && len >= sizeof(cs_record_thread)) {
-            const cs_record_thread *t = (const cs_record_thread *)p;
-            if (t->nframes < 0 || (size_t)t->nframes * 8 > len - sizeof *t)
+            rthread t;
+            memcpy(&t.t, p, sizeof t.t);
+            if (t.t.nframes < 0 || (size_t)t.t.nframes * 8 > len - sizeof t.t)
                 return "bad thread section";
+            t.st = (rstack){p + sizeof t.t, t.t.nframes};
             if (grow((void **)&r->threads, r->nthreads, &cap_t, sizeof *r->threads))
                 return "out of memory";
-            r->threads[r->nthreads++] =
-                (rthread){t, {(const uint64_t *)(p + sizeof *t), t->nframes}};
+            r->threads[r->nthreads++] = t;
         } else if (type == CS_SEC_SAMPLE && len >= sizeof(cs_record_sample)) {
-            const cs_record_sample *s = (const cs_record_sample *)p;
-            if (s->nframes < 0 || (size_t)s->nframes * 8 > len - sizeof *s)
+            rsample s;
+            memcpy(&s.s, p, sizeof s.s);
+            if (s.s.nframes < 0 || (size_t)s.s.nframes * 8 > len - sizeof s.s)
                 return "bad sample section";
+            s.st = (rstack){p + sizeof s.s, s.s.nframes};
             if (grow((void **)&r->samples, r->nsamples, &cap_s, sizeof *r->samples))
                 return "out of memory";
-            r->samples[r->nsamples++] =
-                (rsample){s, {(const uint64_t *)(p + sizeof *s), s->nframes}};
+            r->samples[r->nsamples++] = s;
         }
     }
     return NULL;
@@ -200,8 +204,10 @@ static int64_t store_stack(ctx *c, const rstack *st, int with_lines, int64_t pin
     int64_t ids[CS_RECORD_FRAMES > CS_MAX_FRAMES ? CS_RECORD_FRAMES : CS_MAX_FRAMES];
     int n = 0;
     for (int i = 0; i < st->n && n < (int)(sizeof ids / sizeof ids[0]); i++) {
+        uint64_t ip;
+        memcpy(&ip, st->raw + 8 * (size_t)i, 8);
         cs_symbol sym;
-        cs_symbolizer_lookup(c->sym, st->ips[i], i > 0, &sym);
+        cs_symbolizer_lookup(c->sym, ip, i > 0, &sym);
         if (sym.module) {
             const char *b = strrchr(sym.module, '/');
             if (!strcmp(b ? b + 1 : sym.module, "libcrashscope.so"))
@@ -268,7 +274,7 @@ static long long store(const char *db_path, const char *record_name, record *r,
     int64_t cpu_period = r->proc.cpu_hz > 0 ? 1000000000LL / r->proc.cpu_hz : 0;
     int64_t wall_period = r->proc.wall_hz > 0 ? 1000000000LL / r->proc.wall_hz : 0;
     for (int i = 0; ok && i < r->nsamples; i++) {
-        const cs_record_sample *s = r->samples[i].s;
+        const cs_record_sample *s = &r->samples[i].s;
         int cpu = s->kind == CS_KIND_CPU;
         char name[17];
         memcpy(name, s->name, 16);
@@ -278,7 +284,7 @@ static long long store(const char *db_path, const char *record_name, record *r,
                                          cpu ? "cpu" : "wall", sid, s->count,
                                          s->count * (cpu ? cpu_period : wall_period)) == 0;
     }
-    rstack main_stack = {h->frames, h->nframes};
+    rstack main_stack = {(const unsigned char *)h->frames, h->nframes};
     int64_t crash_stack = ok ? store_stack(&c, &main_stack, 1, CS_PINNED_S) : -1;
     ok = ok && crash_stack > 0;
     char regs[1024];
@@ -306,7 +312,7 @@ static long long store(const char *db_path, const char *record_name, record *r,
         ok = crash_id >= 0;
     }
     for (int i = 0; ok && crash_id > 0 && i < r->nthreads; i++) {
-        const cs_record_thread *t = r->threads[i].t;
+        const cs_record_thread *t = &r->threads[i].t;
         char name[17];
         memcpy(name, t->name, 16);
         name[16] = 0;
