@@ -182,7 +182,7 @@ check(len(r.get("/received")) == before and "too old to upload" in out and
 
 # 5. Continuous: slices go out while the program runs.
 db = os.path.join(d, "cont.db")
-p = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", prog("hot"), "60"],
+p = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", prog("hot"), "60", "wall"],
                      env=clean_env(**server_env(r.url, CRASHSCOPE_UPLOAD="continuous")),
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 start = len(r.get("/received"))

@@ -9,7 +9,7 @@ from harness import *
 d = tmpdir()
 db = os.path.join(d, "window.db")
 env = clean_env(CRASHSCOPE_WINDOW_SECONDS=10, CRASHSCOPE_CPU_HZ=500, CRASHSCOPE_WALL_HZ=200)
-p = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", prog("hot"), "36"], env=env,
+p = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", prog("hot"), "36", "wall"], env=env,
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -1,8 +1,10 @@
 /* hot.c: burns N seconds of its own CPU time (argv[1], default 5), almost all of it in
  * hot_function. CPU time, not wall time, so that the number of CPU samples expected does not
- * depend on how busy the machine is. Exits with status 3 so tests can check that the status
+ * depend on how busy the machine is (argv[2] "wall": N seconds of wall-clock time instead, for
+ * tests that need a bounded duration). Exits with status 3 so tests can check that the status
  * passes through. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static volatile double sink;
@@ -27,11 +29,12 @@ int main(int argc, char **argv)
 {
     double secs = argc > 1 ? atof(argv[1]) : 5;
     struct timespec s, n;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s);
+    clockid_t clk = argc > 2 && !strcmp(argv[2], "wall") ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID;
+    clock_gettime(clk, &s);
     do {
         hot_function();
         cold_function();
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &n);
+        clock_gettime(clk, &n);
     } while ((n.tv_sec - s.tv_sec) + (n.tv_nsec - s.tv_nsec) / 1e9 < secs);
     return 3;
 }
