@@ -13,10 +13,16 @@ check(len(rows) == 2 and rows[0][0] == rows[1][0],
       "two images recorded under one pid: %s" % rows)
 check([r[1:] for r in rows] == [("execer", "exec"), ("hot", "exit")],
       "the first ended by exec, the second by exit: %s" % rows)
-frac, total = share(stacks(db, "cpu"), "before_exec_work")
-check(total > 0 and frac > 0.3,
-      "samples taken just before exec were written (%d samples in before_exec_work)" %
-      round(frac * total))
+rows = query(db, "SELECT p.end_ns / 1000000000, MAX(s.ts), SUM(s.count) FROM processes p"
+                 " JOIN samples s ON s.process_id = p.id WHERE p.app_name = 'execer'"
+                 " AND s.profile = 'cpu'")
+exec_s, last_s, n = rows[0] if rows else (None, None, 0)
+check(n and last_s == exec_s,
+      "the partial second before exec was written (last sample second %s, exec at %s, %s samples)"
+      % (last_s, exec_s, n))
+frac, total = share(stacks(db, "cpu", pid=rows and query(db, "SELECT pid FROM processes")[0][0]),
+                    "before_exec_work")
+check(frac > 0, "the execer's samples are in before_exec_work")
 
 script = "seq 1 200000 | sort -rn | tail -n 3 | tr '\\n' ' '; exit 7"
 plain = run(["sh", "-c", script], timeout=30)
