@@ -21,6 +21,7 @@ PROGS = os.path.join(BUILD, "tests", "progs")
 SANITIZE = os.environ.get("CS_SANITIZE", "").upper() in ("ON", "1", "TRUE", "YES")
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "verify_asan_link_order=0:handle_segv=0:handle_sigbus=0:handle_abort=0:"
+                    "handle_sigfpe=0:handle_sigill=0:handle_sigtrap=0:disable_coredump=0:"
                     "detect_leaks=0:allow_user_segv_handler=1:halt_on_error=1",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
 }

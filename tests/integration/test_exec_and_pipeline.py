@@ -17,9 +17,10 @@ rows = query(db, "SELECT p.end_ns / 1000000000, MAX(s.ts), SUM(s.count) FROM pro
                  " JOIN samples s ON s.process_id = p.id WHERE p.app_name = 'execer'"
                  " AND s.profile = 'cpu'")
 exec_s, last_s, n = rows[0] if rows else (None, None, 0)
-check(n and last_s == exec_s,
-      "the partial second before exec was written (last sample second %s, exec at %s, %s samples)"
-      % (last_s, exec_s, n))
+# 1.5 s of CPU at 100 Hz: ~150 samples; without the write at exec up to 100 would be missing
+check(n and n >= 140 and last_s >= exec_s - 1,
+      "what was recorded up to exec was written (%s samples, last in second %s, exec in %s)"
+      % (n, last_s, exec_s))
 frac, total = share(stacks(db, "cpu", pid=rows and query(db, "SELECT pid FROM processes")[0][0]),
                     "before_exec_work")
 check(frac > 0, "the execer's samples are in before_exec_work")

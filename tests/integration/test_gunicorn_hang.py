@@ -29,7 +29,7 @@ port = s.getsockname()[1]
 s.close()
 env = clean_env(PYTHONPATH=d)
 g = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", "/usr/bin/python3", "/usr/bin/gunicorn",
-                      "-w", "1", "--timeout", "2", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
+                      "-w", "1", "--timeout", "4", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d)
 try:
     up = False
