@@ -1,5 +1,6 @@
 # A thin wrapper over CMake: the two commands of the README's quick start, and a few more.
 BUILD ?= build
+MAKEFLAGS += --no-print-directory
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps test-deps build test test-asan demo bench format clean
