@@ -10,10 +10,11 @@
  * counts the recorder's own threads (wall ticker, writer), its start-up and its final
  * flush, which a clock read inside PROG would miss, and the `crashscope run` wrapper too:
  * the whole price a user pays. /usr/bin/time reports the same rusage, but only to 10 ms,
- * which is 0.4% of a 2.5 s run, too coarse for a 1% budget; this prints microseconds.
+ * about 0.5% of a benchmark run, too coarse for a 1% budget; this prints microseconds.
  *
- * Must never print on stdout or stderr (they belong to CMD), and must never change what
- * CMD inherits (environment, descriptors, signal dispositions).
+ * Must never print on stdout, nor on stderr except to say why it could not measure (both
+ * belong to CMD), and must never change what CMD inherits (environment, descriptors,
+ * signal dispositions).
  */
 #define _GNU_SOURCE
 #include <errno.h>

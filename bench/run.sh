@@ -3,7 +3,7 @@
 #
 # Usage: sh bench/run.sh BUILD_DIR   (BUILD_DIR holds crashscope and libcrashscope.so)
 # Environment: BENCH_RUNS   rounds, default 11 (each round runs every configuration once)
-#              BENCH_UNITS  work per run for cpu_workload -n, default 10000000 (~2 s)
+#              BENCH_UNITS  work per run for cpu_workload -n, default 9000000 (~1.8 s)
 #
 # Runs the same fixed CPU-bound work (bench/cpu_workload.c) without and with the recorder,
 # alternating baseline and recorded runs, and prints medians and the median of the per-run
@@ -14,18 +14,17 @@ set -eu
 
 BUILD=${1:?usage: sh bench/run.sh BUILD_DIR}
 RUNS=${BENCH_RUNS:-11}
-UNITS=${BENCH_UNITS:-10000000}
+UNITS=${BENCH_UNITS:-9000000}
 case $RUNS in '' | *[!0-9]*) echo "run.sh: BENCH_RUNS must be a number" >&2; exit 2 ;; esac
 case $UNITS in '' | *[!0-9]*) echo "run.sh: BENCH_UNITS must be a number" >&2; exit 2 ;; esac
 [ "$RUNS" -ge 2 ] || { echo "run.sh: BENCH_RUNS must be at least 2" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=$(cd "$BUILD" && pwd)
-CS=$BUILD/crashscope
-[ -x "$CS" ] && [ -f "$BUILD/libcrashscope.so" ] || {
-	echo "run.sh: $CS or libcrashscope.so missing; run 'make build' first" >&2
+if [ ! -x "$BUILD/crashscope" ] || [ ! -f "$BUILD/libcrashscope.so" ]; then
+	echo "run.sh: $BUILD/crashscope or libcrashscope.so missing; run 'make build' first" >&2
 	exit 2
-}
+fi
 
 # -O2 -g is how a program built for production with symbols looks; the frame pointers stay
 # omitted, as they are by default, so the recorder has to unwind with the DWARF tables.
@@ -41,6 +40,13 @@ M=$OUT/measure
 T=$(mktemp -d "$OUT/run.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
+
+# Measure one build from start to end: a copy of the CLI and the shim, side by side as in
+# the build directory (crashscope run finds the shim next to itself), so that a rebuild
+# while the benchmark runs cannot change the binaries half way through.
+mkdir "$T/bin"
+cp "$BUILD/crashscope" "$BUILD/libcrashscope.so" "$T/bin/"
+CS=$T/bin/crashscope
 
 # Only the settings each configuration names may reach the recorder: a CRASHSCOPE_* or
 # Pyroscope alias left in the caller's environment would silently change what is measured.
@@ -60,7 +66,8 @@ run_one() {
 	db=$T/$cfg.db
 	rm -rf "$db" "$db-wal" "$db-shm" "$db.crashes" # every run starts from an empty database
 	: >"$T/one"
-	case $cfg in
+	# A run that fails makes every figure meaningless: stop, and show why.
+	if ! case $cfg in
 	base) "$M" "$T/one" "$W" -n "$UNITS" ;;
 	off) CRASHSCOPE_ENABLED=0 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
 	cpu100) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
@@ -69,7 +76,11 @@ run_one() {
 	cpu1000) CRASHSCOPE_CPU_HZ=1000 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -n "$UNITS" ;;
 	base_t2) "$M" "$T/one" "$W" -t 2 -n "$UNITS" ;;
 	cpu100_t2) CRASHSCOPE_CPU_HZ=100 "$M" "$T/one" "$CS" run --db "$db" -- "$W" -t 2 -n "$UNITS" ;;
-	esac >"$T/out" 2>>"$T/stderr.$cfg"
+	esac >"$T/out" 2>>"$T/stderr.$cfg"; then
+		echo "run.sh: the $cfg run failed:" >&2
+		tail -n 5 "$T/stderr.$cfg" >&2
+		exit 1
+	fi
 	cat "$T/out" >>"$T/stdout.$cfg"
 	read -r wall user sys <"$T/one"
 	split=$(sed -n 's/.* work_wall_s=\([0-9.]*\) work_cpu_s=\([0-9.]*\) own_cpu_s=\([0-9.]*\) other_cpu_s=\([0-9.]*\) steady_wall_s=\([0-9.]*\) steady_cpu_s=\([0-9.]*\) steady_own_s=\([0-9.]*\) steady_other_s=\([0-9.]*\)$/\1 \2 \3 \4 \5 \6 \7 \8/p' "$T/out")
@@ -85,6 +96,8 @@ NREC=4
 echo "crashscope CPU-overhead benchmark: $RUNS rounds, $UNITS work units per run"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)," \
 	"Linux $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+echo "recorder: $BUILD, commit $(git -C "$HERE" describe --always --dirty 2>/dev/null || echo unknown)," \
+	"libcrashscope.so built $(date -r "$BUILD/libcrashscope.so" '+%Y-%m-%d %H:%M:%S')"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Warm-up, discarded: page cache, the dynamic loader's caches, CPU frequency.
@@ -104,10 +117,11 @@ cpu_ticks() {
 }
 before=$(cpu_ticks)
 
-# A round is   base X1 base X2 base X3 base X4   base_t2 cpu100_t2 base_t2
-# so every recorded run sits between two baseline runs and is compared with their mean:
-# a machine that drifts (another job starting, heat) moves both sides of the comparison
-# alike. X1..X4 rotate by one each round, so no configuration always runs first or last.
+# A round is   base X1 base X2 base X3 base X4 base_t2 cpu100_t2
+# and the last round is followed by one more base and base_t2, so every recorded run sits
+# between two baseline runs and is compared with their mean: a machine that drifts
+# (another job starting, heat) moves both sides of the comparison alike. X1..X4 rotate by
+# one each round, so no configuration always runs first or last.
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	i=0
@@ -121,12 +135,12 @@ while [ "$r" -le "$RUNS" ]; do
 	done
 	run_one base_t2 "$r"
 	run_one cpu100_t2 "$r"
-	run_one base_t2 "$r"
 	# Progress only on a terminal: in a log it would be noise.
 	if [ -t 2 ]; then printf '\rround %d/%d done' "$r" "$RUNS" >&2; fi
 	r=$((r + 1))
 done
-run_one base "$RUNS" # the last recorded run's second neighbour
+run_one base "$RUNS" # the last recorded runs' second neighbours
+run_one base_t2 "$RUNS"
 if [ -t 2 ]; then echo >&2; fi
 after=$(cpu_ticks)
 echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -146,9 +160,10 @@ awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" '
 } >"$OUT/last-results.txt"
 
 # The same work must have been done in every run: one checksum per thread count.
-for cfg in base base_t2 $RECORDED cpu100_t2; do
-	n=$(sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' "$T/stdout.$cfg" | sort -u | wc -l)
-	[ "$n" -eq 1 ] || { echo "run.sh: $cfg: the workload's checksum varied between runs" >&2; exit 1; }
+for group in "base $RECORDED" "base_t2 cpu100_t2"; do
+	n=$(for cfg in $group; do cat "$T/stdout.$cfg"; done |
+		sed -n 's/.*checksum=\([0-9a-f]*\).*/\1/p' | sort -u | wc -l)
+	[ "$n" -eq 1 ] || { echo "run.sh: $group: the workload's checksum varied between runs" >&2; exit 1; }
 done
 
 # What the recorder said it would do (the rates actually in force), from the first run.
@@ -179,6 +194,9 @@ function minof(a, n,    i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m)
 function maxof(a, n,    i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
 function pct(x) { return sprintf("%+.2f%%", 100 * x) }
 function spread(a, n) { return sprintf("%s [%s..%s]", pct(median(a, n)), pct(minof(a, n)), pct(maxof(a, n))) }
+# The interquartile range: where the middle half of the runs fall (a sorted by median()).
+function quart(a, n, f,    x, i) { x = 1 + (n - 1) * f; i = int(x); return i >= n ? a[n] : a[i] + (x - i) * (a[i + 1] - a[i]) }
+function iqr(a, n) { median(a, n); return sprintf("%s..%s", pct(quart(a, n, 0.25)), pct(quart(a, n, 0.75))) }
 function ref(c) { return c ~ /_t2$/ ? "base_t2" : "base" }
 # Start-up and exit costs of run s in CPU seconds: all that is not the work itself, plus
 # what the recorder'"'"'s threads did during the work beyond their steady rate.
@@ -219,9 +237,10 @@ function row(c, label,    cm, bm) {
 	if (c == ref(c)) { printf "   %-27s %-27s %s\n", "(baseline)", "(baseline)", "(baseline)"; return }
 	printf "   %-27s %-27s %s\n", spread(rw, nr), spread(rc, nr), pct(cm / bm - 1)
 }
-function steady(c, label) {
+function steady(c, label,    sp) {
 	collect(c)
-	printf "%-13s %-33s %-27s %-10s %-10s %7.1f\n", c, label, spread(rs, nr), pct(median(po, nr)),
+	sp = spread(rs, nr)
+	printf "%-13s %-33s %-27s %-17s %-10s %-10s %6.1f\n", c, label, sp, iqr(rs, nr), pct(median(po, nr)),
 		pct(median(pr, nr)), median(pf, nr)
 }
 # Baseline against baseline: each run of k (but the first and last) against the mean of
@@ -238,8 +257,8 @@ function noise(k, label,    s, p, q, n) {
 		rc[n] = cpu[s] / ((cpu[p] + cpu[q]) / 2) - 1
 		rs[n] = scpu[s] / ((scpu[p] + scpu[q]) / 2) - 1
 	}
-	printf "%-13s %-33s %3d  wall %-27s cpu %-27s steady cpu %s\n", k, label, n, spread(rw, n),
-		spread(rc, n), spread(rs, n)
+	printf "%-13s %-33s %3d  wall %-27s cpu %s\n", k, label, n, spread(rw, n), spread(rc, n)
+	printf "%-13s %-33s      steady cpu %s, middle half of the runs %s\n", "", "", spread(rs, n), iqr(rs, n)
 }
 {
 	N++; cfg[N] = $3; wall[N] = $4; cpu[N] = $5 + $6; wwall[N] = $7; work[N] = $8; oth[N] = $10
@@ -258,9 +277,10 @@ END {
 	row("cpu100_t2",     "2 threads, cpu 100 Hz, wall 97 Hz")
 	print ""
 	print "steady state (the work after its warm-up part) and the fixed cost per process:"
-	printf "%-13s %-33s %-27s %-10s %-10s %s\n", "config", "what", "steady cpu overhead",
-		"in program", "in recorder", "fixed ms"
-	printf "%-13s %-33s %-27s %-10s %-10s %s\n", "", "", "med [min..max]", "threads", "threads", ""
+	printf "%-13s %-33s %-27s %-17s %-10s %-10s %s\n", "config", "what", "steady cpu overhead",
+		"middle half", "in program", "in recorder", "fixed"
+	printf "%-13s %-33s %-27s %-17s %-10s %-10s %s\n", "", "", "med [min..max]", "of the runs",
+		"threads", "threads", "ms"
 	steady("off",           "crashscope run, ENABLED=0")
 	steady("cpu100",        "recorder cpu 100 Hz, wall 97 Hz")
 	steady("cpu100_nowall", "recorder cpu 100 Hz, wall off")
@@ -275,9 +295,9 @@ END {
 	print "recorder'"'"'s threads, start-up and final flush included. overhead = a recorded run / the"
 	print "mean of the baseline runs just before and after it - 1, median [min..max] over the runs;"
 	print "best/best = fastest recorded run / fastest baseline run - 1. steady: the same for the"
-	print "process cpu time of the work after its warm-up part, split into the program'"'"'s own"
-	print "threads (signal delivery, handler, unwinding) and the recorder'"'"'s threads, in % of the"
-	print "baseline'"'"'s cpu. fixed ms: cpu outside the work (start-up, exit, final flush, wrapper)"
-	print "plus the recorder threads'"'"' cpu during the work beyond their steady rate, minus the"
-	print "baseline'"'"'s, median."
+	print "process cpu time of the work after its warm-up part; middle half: the interquartile range"
+	print "of those ratios; then split into the program'"'"'s own threads (signal delivery, handler,"
+	print "unwinding) and the recorder'"'"'s threads, in % of the baseline'"'"'s cpu. fixed ms: cpu outside"
+	print "the work (start-up, exit, final flush, wrapper) plus the recorder threads'"'"' cpu during the"
+	print "work beyond their steady rate, minus the baseline'"'"'s, median."
 }' "$T/results"

@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CS_MAX_FRAMES 200
+#include "python.h"
+
+#define CS_MAX_FRAMES   200
+#define CS_MAX_PYFRAMES 64
 
 enum cs_sample_kind {
     CS_KIND_CPU = 1,
@@ -31,7 +34,10 @@ typedef struct cs_sample {
     uint16_t nframes;
     uint32_t count; /* samples this record stands for (CPU timer overruns + 1) */
     char thread_name[16];
+    uint16_t npy;  /* Python frames, innermost first (0: none or not Python) */
+    int16_t gil;   /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
     uint64_t ips[CS_MAX_FRAMES]; /* innermost first; ips[0] is the interrupted pc */
+    cs_pyframe py[CS_MAX_PYFRAMES];
 } cs_sample;
 
 /* Returns 0, or -1 if the ring could not be mapped. Idempotent. */

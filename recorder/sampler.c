@@ -67,6 +67,18 @@ static clockid_t thread_cpu_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6);
 }
 
+static _Atomic int python_on;
+
+int cs_sampler_python_stack(cs_pyframe *py, int max)
+{
+    if (!atomic_load_explicit(&python_on, memory_order_relaxed))
+        return 0;
+    int n = cs_python_stack(py, max);
+    for (int i = 0; i < n; i++)
+        cs_python_remember(&py[i]);
+    return n;
+}
+
 static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
@@ -92,6 +104,7 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
             ts->tid = t->tid;
             prctl(PR_GET_NAME, ts->name, 0, 0, 0);
             ts->nframes = (uint16_t)cs_unwind_signal_context(ucv, ts->ips, CS_MAX_FRAMES);
+            ts->npy = (uint16_t)cs_sampler_python_stack(ts->py, CS_MAX_PYFRAMES);
             atomic_store_explicit(&ts->done, 1, memory_order_release);
         }
         errno = saved_errno;
@@ -110,6 +123,8 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
         memcpy(t->name, s->thread_name, sizeof t->name);
         s->nframes = (uint16_t)cs_unwind_signal_context(ucv, s->ips, CS_MAX_FRAMES);
+        s->npy = (uint16_t)cs_sampler_python_stack(s->py, CS_MAX_PYFRAMES);
+        s->gil = (int16_t)(s->npy ? cs_python_holds_gil() : -1);
         cs_ring_commit(s);
         if (kind == CS_KIND_WALL && s->nframes)
             atomic_store_explicit(&t->have_wall_stack, 1, memory_order_relaxed);
@@ -175,6 +190,8 @@ static void push_idle(cs_thread *t, pid_t tid, uint64_t when)
     s->kind = CS_KIND_WALL_IDLE;
     s->count = 1;
     s->nframes = 0;
+    s->npy = 0;
+    s->gil = -1;
     memcpy(s->thread_name, t->name, sizeof s->thread_name);
     s->thread_name[15] = 0;
     cs_ring_commit(s);
@@ -267,8 +284,21 @@ static void stop_ticker(void)
     atomic_store(&ticker_running, 0);
 }
 
+/* Python is found at start; a Python that cannot be read (3.14, debug or free-threaded builds)
+ * gets one line and native-only stacks. */
+static void start_python(void)
+{
+    const char *why = NULL;
+    int rc = cs_python_init(&why);
+    if (rc == 1)
+        atomic_store(&python_on, 1);
+    else if (rc < 0)
+        cs_warn("Python stacks are off: %s; native stacks only", why ? why : "unsupported");
+}
+
 int cs_sampler_start(const cs_config *c)
 {
+    start_python();
     cpu_hz = c->cpu_hz;
     wall_hz = c->wall_hz;
     my_pid = getpid();

@@ -35,7 +35,9 @@ typedef struct cs_thread_stack {
     int32_t tid;
     uint16_t nframes;
     char name[16];
+    uint16_t npy;
     uint64_t ips[CS_MAX_FRAMES];
+    cs_pyframe py[CS_MAX_PYFRAMES];
 } cs_thread_stack;
 
 /* For the crash handler: asks every registered thread but the caller for its stack, into
@@ -44,6 +46,9 @@ typedef struct cs_thread_stack {
  * asked. Async-signal-safe. */
 int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms);
 void cs_sampler_set_crashing(int on);
+
+/* Async-signal-safe: the calling thread's Python frames into PY (names remembered), or 0. */
+int cs_sampler_python_stack(cs_pyframe *py, int max);
 
 /* How many sampling signals this thread has handled; the sleep wrappers use it to tell an
  * interruption by crashscope from one by the program's own signals. Async-signal-safe. */

@@ -13,6 +13,8 @@
 #include "writer.h"
 
 #include "../storage/storage.h"
+#include "merge.h"
+#include "python.h"
 #include "ring.h"
 #include "shim.h"
 #include "symbolize.h"
@@ -39,6 +41,8 @@
 typedef struct stack_ent {
     uint64_t hash;
     uint64_t *ips;
+    cs_pyframe *py; /* NULL when npy == 0 */
+    uint16_t npy;
     int64_t *frame_ids; /* valid when db_id > 0 */
     int64_t db_id;
     int64_t touched;
@@ -58,6 +62,7 @@ typedef struct agg {
 typedef struct ipframe {
     uint64_t key; /* ip << 1 | return_address */
     int64_t frame_id;
+    int eval; /* a frame of CPython's evaluation loop: Python frames go there */
 } ipframe;
 
 typedef struct tidstack {
@@ -150,18 +155,33 @@ static uint64_t mix(uint64_t h)
 
 /* --- the stack table ------------------------------------------------------------------- */
 
-static uint64_t hash_ips(const uint64_t *ips, int n)
+static uint64_t hash_ips(const uint64_t *ips, int n, const cs_pyframe *py, int npy)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n ^ ((uint64_t)npy << 32);
     for (int i = 0; i < n; i++)
         h = mix(h ^ ips[i]) + 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < npy; i++)
+        h = mix(h ^ py[i].code ^ ((uint64_t)(uint32_t)py[i].line << 40) ^ py[i].name_ptr ^
+                (py[i].file_ptr << 1) ^ py[i].flags) +
+            0x9e3779b97f4a7c15ull;
     return h ? h : 1;
+}
+
+static int same_py(const cs_pyframe *a, const cs_pyframe *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (a[i].code != b[i].code || a[i].line != b[i].line || a[i].name_ptr != b[i].name_ptr ||
+            a[i].file_ptr != b[i].file_ptr || a[i].firstline != b[i].firstline ||
+            a[i].flags != b[i].flags)
+            return 0;
+    return 1;
 }
 
 static void reset_stacks(writer *w)
 {
     for (int i = 0; i < w->nstacks; i++) {
         free(w->stacks[i].ips);
+        free(w->stacks[i].py);
         free(w->stacks[i].frame_ids);
     }
     w->nstacks = 0;
@@ -190,15 +210,16 @@ static int grow_stack_index(writer *w)
     return 0;
 }
 
-/* Returns the stack number of IPS, adding it if new; -1 when out of memory or full. */
-static int intern_stack(writer *w, const uint64_t *ips, int n)
+/* Returns the stack number of IPS + PY, adding it if new; -1 when out of memory or full. */
+static int intern_stack(writer *w, const uint64_t *ips, int n, const cs_pyframe *py, int npy)
 {
-    uint64_t h = hash_ips(ips, n);
+    uint64_t h = hash_ips(ips, n, py, npy);
     if (w->index_cap) {
         size_t p = h & (size_t)(w->index_cap - 1);
         for (uint32_t e; (e = w->stack_index[p]); p = (p + 1) & (size_t)(w->index_cap - 1)) {
             stack_ent *s = &w->stacks[e - 1];
-            if (s->hash == h && s->n == n && !memcmp(s->ips, ips, sizeof *ips * (size_t)n))
+            if (s->hash == h && s->n == n && s->npy == npy &&
+                !memcmp(s->ips, ips, sizeof *ips * (size_t)n) && same_py(s->py, py, npy))
                 return (int)e - 1;
         }
     }
@@ -220,6 +241,15 @@ static int intern_stack(writer *w, const uint64_t *ips, int n)
     if (!s->ips)
         return -1;
     memcpy(s->ips, ips, sizeof *ips * (size_t)n);
+    if (npy) {
+        s->py = malloc(sizeof *py * (size_t)npy);
+        if (!s->py) {
+            free(s->ips);
+            return -1;
+        }
+        memcpy(s->py, py, sizeof *py * (size_t)npy);
+    }
+    s->npy = (uint16_t)npy;
     s->n = (uint16_t)n;
     s->hash = h;
     size_t p = h & (size_t)(w->index_cap - 1);
@@ -357,7 +387,7 @@ static void drain(writer *w)
                 stack = (int)t->stack;
             kind = CS_KIND_WALL;
         } else {
-            stack = intern_stack(w, s->ips, s->nframes);
+            stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
             if (kind == CS_KIND_WALL && stack >= 0 && s->nframes) {
                 tidstack *t = last_wall_slot(w, s->tid, 1);
                 if (t)
@@ -375,7 +405,7 @@ static void drain(writer *w)
 
 /* --- writing -------------------------------------------------------------------------------- */
 
-static int ipf_lookup(writer *w, uint64_t key, int64_t *id)
+static int ipf_lookup(writer *w, uint64_t key, int64_t *id, int *eval)
 {
     if (!w->ipf_cap)
         return 0;
@@ -383,6 +413,7 @@ static int ipf_lookup(writer *w, uint64_t key, int64_t *id)
     for (; w->ipf[p].key; p = (p + 1) & (size_t)(w->ipf_cap - 1))
         if (w->ipf[p].key == key) {
             *id = w->ipf[p].frame_id;
+            *eval = w->ipf[p].eval;
             return 1;
         }
     return 0;
@@ -395,7 +426,7 @@ static void ipf_clear(writer *w)
     w->ipf_n = 0;
 }
 
-static void ipf_store(writer *w, uint64_t key, int64_t id)
+static void ipf_store(writer *w, uint64_t key, int64_t id, int eval)
 {
     if ((w->ipf_n + 1) * 2 > w->ipf_cap) {
         if (w->ipf_cap >= (1 << 20)) {
@@ -425,6 +456,7 @@ static void ipf_store(writer *w, uint64_t key, int64_t id)
         w->ipf_n++;
     w->ipf[p].key = key;
     w->ipf[p].frame_id = id;
+    w->ipf[p].eval = eval;
 }
 
 /* The path of libcrashscope.so itself: its frames (the pthread_create and sleep wrappers)
@@ -443,25 +475,39 @@ static const char *self_path(void)
 
 /* Returns the frame id of IP, 0 for a frame of crashscope itself (to be left out), -1 on
  * failure. */
-static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now)
+static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now, int *eval)
 {
     uint64_t key = ip << 1 | (uint64_t)(return_address != 0);
     int64_t id;
-    if (ipf_lookup(w, key, &id))
+    *eval = 0;
+    if (ipf_lookup(w, key, &id, eval))
         return id;
     cs_symbol sym;
     cs_symbolizer_lookup(w->sym, ip, return_address, &sym);
     if (sym.module && !strcmp(sym.module, self_path())) {
-        ipf_store(w, key, 0);
+        ipf_store(w, key, 0, 0);
         return 0;
     }
+    *eval = cs_merge_is_eval(sym.function);
     int64_t module_id = 0;
     if (sym.module && (module_id = cs_db_module_id(w->db, sym.module, sym.build_id)) < 0)
         return -1;
     id = cs_db_frame_id(w->db, module_id, sym.rel, sym.function, now);
     if (id > 0)
-        ipf_store(w, key, id);
+        ipf_store(w, key, id, *eval);
     return id;
+}
+
+/* The frame row of a Python frame: its code's names (remembered in the handler, so right
+ * even if the code object is gone), the file as its module and the line as its address. */
+static int64_t python_frame_for(writer *w, const cs_pyframe *f, int64_t now)
+{
+    const char *qualname = "?", *file = "?";
+    cs_python_lookup(f, &qualname, &file);
+    int64_t module_id = cs_db_module_id(w->db, file, "");
+    if (module_id < 0)
+        return -1;
+    return cs_db_python_frame_id(w->db, module_id, qualname, file, f->line, now);
 }
 
 static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
@@ -477,25 +523,44 @@ static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
         s->touched = now;
         return s->db_id;
     }
-    int n = s->n ? s->n : 1;
+    int n = s->n + s->npy + 1;
     int64_t *ids = malloc(sizeof *ids * (size_t)n);
     if (!ids)
         return -1;
-    if (s->n == 0) {
-        /* The unwinder gave nothing (no libunwind, or a stack it could not read). */
-        ids[0] = cs_db_frame_id(w->db, 0, 0, "[unknown]", now);
-    }
-    int kept = s->n ? 0 : 1;
+    /* Native frames first (crashscope's own left out), then Python frames spliced in at the
+     * evaluation-loop frames. */
+    int64_t nat[CS_MAX_FRAMES];
+    uint8_t eval[CS_MAX_FRAMES], entry[CS_MAX_PYFRAMES];
+    int nn = 0;
     for (int i = 0; i < s->n; i++) {
-        int64_t f = frame_for(w, s->ips[i], i > 0, now);
+        int is_eval;
+        int64_t f = frame_for(w, s->ips[i], i > 0, now, &is_eval);
         if (f < 0) {
             free(ids);
             return -1;
         }
-        if (f > 0)
-            ids[kept++] = f;
+        if (f > 0) {
+            nat[nn] = f;
+            eval[nn++] = (uint8_t)is_eval;
+        }
     }
-    if (kept == 0) /* only crashscope's own frames: keep the stack, as unknown */
+    for (int j = 0; j < s->npy; j++)
+        entry[j] = (s->py[j].flags & CS_PYF_ENTRY) != 0;
+    cs_merged order[CS_MAX_FRAMES + CS_MAX_PYFRAMES];
+    int no = cs_merge(eval, nn, entry, s->npy, order);
+    int kept = 0;
+    for (int k = 0; k < no; k++) {
+        int64_t f = order[k].python ? python_frame_for(w, &s->py[order[k].index], now)
+                                    : nat[order[k].index];
+        if (f < 0) {
+            free(ids);
+            return -1;
+        }
+        ids[kept++] = f;
+    }
+    /* Nothing at all (no libunwind, a stack it could not read, or only crashscope's own
+     * frames): the sample is kept, as unknown. */
+    if (kept == 0)
         ids[kept++] = cs_db_frame_id(w->db, 0, 0, "[unknown]", now);
     int64_t id = -1;
     if (ids[kept - 1] > 0) {

@@ -87,6 +87,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         " file = COALESCE(file, excluded.file), line = COALESCE(line, excluded.line)"
         " RETURNING id",
     [ST_FRAME_TOUCH] = "UPDATE frames SET last_seen = ? WHERE id = ?",
+    [ST_PYFRAME_UPSERT] =
+        "INSERT INTO frames(kind, module_id, address, function, last_seen, file, line)"
+        " VALUES('python', ?1, ?4, ?2, ?5, ?3, ?4) ON CONFLICT(module_id, address, kind, function)"
+        " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen) RETURNING id",
     [ST_STACK_UPSERT] =
         "INSERT INTO stacks(hash, depth, frame_ids, last_seen) VALUES(?, ?, ?, ?)"
         " ON CONFLICT(hash) DO UPDATE SET last_seen = excluded.last_seen RETURNING id",

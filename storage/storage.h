@@ -49,6 +49,10 @@ int64_t cs_db_frame_id(cs_db *db, int64_t module_id, uint64_t address, const cha
 /* The same with a source location (the crash helper, which reads debug info). */
 int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, const char *function,
                             const char *file, int line, int64_t now_s);
+/* The id of a Python frame: FUNCTION (the qualified name) at LINE of FILE, whose module row
+ * (MODULE_ID) is the file. */
+int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function,
+                              const char *file, int line, int64_t now_s);
 /* Frames that crashes refer to are never collected: last_seen is set to this. */
 #define CS_PINNED_S 4000000000000000000LL
 int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s);

@@ -132,6 +132,20 @@ int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, cons
     return returning_id(db, st, "frame");
 }
 
+int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function,
+                              const char *file, int line, int64_t now_s)
+{
+    sqlite3_stmt *st = cs_db_stmt(db, ST_PYFRAME_UPSERT);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, module_id);
+    sqlite3_bind_text(st, 2, function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, file, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, line);
+    sqlite3_bind_int64(st, 5, now_s);
+    return returning_id(db, st, "python frame");
+}
+
 int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s)
 {
     for (int i = 0; i < n; i++) {
