@@ -78,6 +78,8 @@ int main(void)
 #endif
 
 #if PY_VERSION_HEX >= 0x030b0000
+    F("tstate_datastack_chunk", offsetof(PyThreadState, datastack_chunk));
+    F("tstate_datastack_limit", offsetof(PyThreadState, datastack_limit));
     F("frame_back", offsetof(_PyInterpreterFrame, previous));
 #if PY_VERSION_HEX >= 0x030d0000
     F("frame_code", offsetof(_PyInterpreterFrame, f_executable));
