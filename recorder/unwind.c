@@ -28,8 +28,10 @@
 #include <time.h>
 
 #define CS_MAX_MODULES 2048
+#define CS_FAST_MAX    256
 
 typedef int (*init_local2_fn)(unw_cursor_t *, unw_context_t *, int);
+typedef int (*backtrace_fn)(void **, int);
 typedef int (*step_fn)(unw_cursor_t *);
 typedef int (*get_reg_fn)(unw_cursor_t *, unw_regnum_t, unw_word_t *);
 typedef int (*caching_fn)(unw_addr_space_t, unw_caching_policy_t);
@@ -40,6 +42,7 @@ static struct {
     init_local2_fn init_local2;
     step_fn step;
     get_reg_fn get_reg;
+    backtrace_fn backtrace;
     int ready;
 } unw;
 
@@ -201,6 +204,7 @@ int cs_unwind_init(void)
     unw.init_local2 = (init_local2_fn)dlsym(h, "_ULx86_64_init_local2");
     unw.step = (step_fn)dlsym(h, "_ULx86_64_step");
     unw.get_reg = (get_reg_fn)dlsym(h, "_ULx86_64_get_reg");
+    unw.backtrace = (backtrace_fn)dlsym(h, "unw_backtrace");
     caching_fn caching = (caching_fn)dlsym(h, "_ULx86_64_set_caching_policy");
     unw_addr_space_t *as = dlsym(h, "_ULx86_64_local_addr_space");
     if (!unw.init_local2 || !unw.step || !unw.get_reg || !caching || !as || !real_iterate)
@@ -212,6 +216,30 @@ int cs_unwind_init(void)
     unw.ready = 1;
     cs_unwind_warm_thread();
     return 0;
+}
+
+/* The fast path: unw_backtrace walks from the handler itself, through the signal frame, with
+ * libunwind's per-thread trace cache (no unwind-table search, no sigprocmask per frame once
+ * warm); the interrupted context starts where the interrupted pc appears. Returns -1 when it
+ * does not appear, and the caller takes the slow path from the signal context. */
+#define SKIP_MAX 16
+
+static int fast_unwind(ucontext_t *uc, uint64_t *ips, int max)
+{
+    void *buf[CS_FAST_MAX + SKIP_MAX];
+    int want = max + SKIP_MAX < (int)(sizeof buf / sizeof buf[0]) ? max + SKIP_MAX
+                                                                   : (int)(sizeof buf / sizeof buf[0]);
+    int n = unw.backtrace(buf, want);
+    uint64_t pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    for (int k = 0; k < n && k < SKIP_MAX; k++) {
+        if ((uint64_t)(uintptr_t)buf[k] != pc)
+            continue;
+        int m = 0;
+        for (int i = k; i < n && m < max; i++)
+            ips[m++] = (uint64_t)(uintptr_t)buf[i];
+        return m;
+    }
+    return -1;
 }
 
 static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
@@ -237,6 +265,14 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
     }
     recover = &jb;
     in_unwind = 1;
+    if (signal_frame && unw.backtrace) {
+        int m = fast_unwind(uc, ips, max);
+        if (m > 0) {
+            recover = NULL;
+            in_unwind = 0;
+            return m;
+        }
+    }
     if (unw.init_local2(&cursor, (unw_context_t *)uc, signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) ==
         0) {
         do {
