@@ -269,8 +269,9 @@ static int rd_u64(pid_t pid, uint64_t addr, uint64_t *v)
 /* The head of a line table read with the code objects' batch: the bytes header and the first
  * bytes of data, enough for the first couple of hundred instructions. */
 #define LT_HEAD 256
-/* Later parts are read this much at a time. */
-#define LT_CHUNK 512
+/* Later parts are read this much at a time (a read of 4 KiB costs little more than one of 64
+ * bytes; the outermost frames, module code, often have long tables). */
+#define LT_CHUNK 4096
 /* A line table longer than this (a generated function of thousands of lines) is not walked
  * past this point in a handler: the line is reported unknown instead. */
 #define LT_WALK_MAX (64 * 1024)
@@ -282,12 +283,12 @@ typedef struct lt_stream {
     int64_t size;    /* bytes in the table (capped at LT_WALK_MAX) */
     int64_t lo, hi;  /* p holds [lo, hi) */
     const uint8_t *p;
-    uint8_t buf[LT_CHUNK];
+    uint8_t *buf;    /* LT_CHUNK bytes for later parts */
 } lt_stream;
 
 /* Opens the bytes object at OBJ. HEAD, if not NULL, holds its first LT_HEAD bytes as read
  * already; otherwise only its header is read now, and the data when needed. */
-static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head)
+static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head, uint8_t *buf)
 {
     const py_layout *L = py.L;
     uint8_t hdr[64];
@@ -305,6 +306,7 @@ static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head)
     if (size < 0)
         return -1;
     s->pid = pid;
+    s->buf = buf;
     s->data = obj + hn;
     s->size = size > LT_WALK_MAX ? LT_WALK_MAX : size;
     s->lo = 0;
@@ -430,20 +432,97 @@ static int32_t line_locations(lt_stream *s, int32_t first, int64_t off)
 }
 
 /* The line of byte offset OFF in a code object whose line table object is LT (HEAD: its first
- * LT_HEAD bytes if already read), the way PyCode_Addr2Line computes it: a negative offset, as
- * in a frame that has not started, is the first line. -1 if unknown. */
-static int32_t line_at(pid_t pid, uint64_t lt, const uint8_t *head, int32_t first, int64_t off)
+ * LT_HEAD bytes if already read; BUF: LT_CHUNK bytes to read the rest into), the way
+ * PyCode_Addr2Line computes it: a negative offset, as in a frame that has not started, is the
+ * first line. -1 if unknown. */
+static int32_t line_at(pid_t pid, uint64_t lt, const uint8_t *head, uint8_t *buf, int32_t first,
+                       int64_t off)
 {
     if (off < 0)
         return first;
     lt_stream s;
-    if (lt_open(&s, pid, lt, head) != 0)
+    if (lt_open(&s, pid, lt, head, buf) != 0)
         return -1;
     if (py.L->minor <= 9)
         return line_lnotab(&s, first, off);
     if (py.L->minor == 10)
         return line_310(&s, first, off);
     return line_locations(&s, first, off);
+}
+
+/* --- the line cache ------------------------------------------------------------------ */
+
+/* Decoding a line table costs one or more reads and a walk of the table up to the offset, for
+ * frames that are mostly the same from one sample to the next: the lines found are kept in a
+ * lossy, direct-mapped cache. The key holds the line table's address and the name key besides
+ * the code address and offset, so that an entry can only be reused wrongly by a new code
+ * object with the same name, file and first line, whose code object and line table both took
+ * the dead ones' addresses (in practice the same source compiled again, with the same lines).
+ * Each slot is a sequence lock that writers only try: a writer never waits (a handler on the
+ * same thread may have interrupted another writer), and a reader seeing a write under way or
+ * a changed sequence treats the slot as a miss. */
+#define LINE_SLOTS 4096u /* power of two */
+
+typedef struct line_slot {
+    _Atomic uint64_t seq; /* odd while written */
+    _Atomic uint64_t code, lt, name_ptr, file_ptr, off;
+    _Atomic int32_t firstline, line;
+} line_slot;
+
+static line_slot *_Atomic lines;
+
+static uint64_t line_hash(const cs_pyframe *f, uint64_t lt, int64_t off)
+{
+    uint64_t h = f->code * 0x9e3779b97f4a7c15ull ^ lt ^ ((uint64_t)off << 40) ^ f->name_ptr;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    return h;
+}
+
+#define LC_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define LC_STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+static int line_cached(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t *line)
+{
+    line_slot *t = atomic_load_explicit(&lines, memory_order_acquire);
+    if (!t)
+        return 0;
+    line_slot *s = &t[line_hash(f, lt, off) & (LINE_SLOTS - 1)];
+    uint64_t q = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if ((q & 1) || q == 0)
+        return 0;
+    int hit = LC_LOAD(s->code) == f->code && LC_LOAD(s->lt) == lt &&
+              LC_LOAD(s->name_ptr) == f->name_ptr && LC_LOAD(s->file_ptr) == f->file_ptr &&
+              LC_LOAD(s->off) == (uint64_t)off && LC_LOAD(s->firstline) == f->firstline;
+    int32_t v = LC_LOAD(s->line);
+    atomic_thread_fence(memory_order_acquire);
+    if (!hit || atomic_load_explicit(&s->seq, memory_order_relaxed) != q)
+        return 0;
+    *line = v;
+    return 1;
+}
+
+static void line_store(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t line)
+{
+    line_slot *t = atomic_load_explicit(&lines, memory_order_acquire);
+    if (!t)
+        return;
+    line_slot *s = &t[line_hash(f, lt, off) & (LINE_SLOTS - 1)];
+    uint64_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    if ((q & 1) || !atomic_compare_exchange_strong_explicit(&s->seq, &q, q + 1,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed))
+        return; /* being written by someone else: skip, never wait */
+    atomic_thread_fence(memory_order_release);
+    LC_STORE(s->code, f->code);
+    LC_STORE(s->lt, lt);
+    LC_STORE(s->name_ptr, f->name_ptr);
+    LC_STORE(s->file_ptr, f->file_ptr);
+    LC_STORE(s->off, (uint64_t)off);
+    LC_STORE(s->firstline, f->firstline);
+    LC_STORE(s->line, line);
+    atomic_store_explicit(&s->seq, q + 2, memory_order_release);
 }
 
 /* --- the walk ----------------------------------------------------------------------- */
@@ -466,15 +545,18 @@ typedef struct walk_ctx {
     int windows;           /* window reads made (bounded) */
 } walk_ctx;
 
-/* The big buffers of a walk, on the handler's stack (about 13 KiB): the frame window while
- * the chain is followed, then the code objects and line table heads. */
-typedef union scratch {
-    uint8_t window[WINDOW];
-    struct {
+/* The big buffers of a walk, on the handler's stack (12 KiB): the frame window while the
+ * chain is followed; then the code objects of a batch, whose space then holds the later parts
+ * of line tables while the lines are decoded; and the line table heads. */
+typedef struct scratch {
+    union {
+        uint8_t window[WINDOW];
         uint8_t code[BATCH][CODE_BUF];
-        uint8_t lt[LT_BATCH][LT_HEAD];
-    } b;
+        uint8_t refill[LT_CHUNK];
+    } u;
+    uint8_t lt[LT_BATCH][LT_HEAD];
 } scratch;
+_Static_assert(sizeof(((scratch *)0)->u.code) >= LT_CHUNK, "refill space");
 
 static int read_frame(walk_ctx *c, scratch *sc, uint64_t a, uint8_t *dst)
 {
@@ -482,7 +564,7 @@ static int read_frame(walk_ctx *c, scratch *sc, uint64_t a, uint8_t *dst)
     if (!addr_ok(a, n) || (a & 7))
         return -1;
     if (a >= c->wlo && a + n <= c->whi) {
-        memcpy(dst, sc->window + (a - c->wlo), n);
+        memcpy(dst, sc->u.window + (a - c->wlo), n);
         return 0;
     }
     if (c->chunk && a >= c->chunk && a + n <= c->limit && c->windows < 4) {
@@ -490,10 +572,10 @@ static int read_frame(walk_ctx *c, scratch *sc, uint64_t a, uint8_t *dst)
         if (lo < c->chunk)
             lo = c->chunk;
         c->windows++;
-        if (rd(c->pid, lo, sc->window, (size_t)(hi - lo)) == 0) {
+        if (rd(c->pid, lo, sc->u.window, (size_t)(hi - lo)) == 0) {
             c->wlo = lo;
             c->whi = hi;
-            memcpy(dst, sc->window + (a - lo), n);
+            memcpy(dst, sc->u.window + (a - lo), n);
             return 0;
         }
         c->wlo = c->whi = 0;
@@ -589,7 +671,7 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
     for (int i = 0; i < n; i++) {
         uint64_t code = out[from + i].code;
         int good = code && !(code & 7) && addr_ok(code, py.code_read);
-        loc[i] = (struct iovec){sc->b.code[i], good ? py.code_read : 0};
+        loc[i] = (struct iovec){sc->u.code[i], good ? py.code_read : 0};
         rem[i] = (struct iovec){(void *)(uintptr_t)code, good ? py.code_read : 0};
     }
     uint32_t ok = rdv(c->pid, loc, rem, n);
@@ -599,7 +681,7 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
     int lidx[BATCH], nl = 0;
     for (int i = 0; i < n; i++) {
         cs_pyframe f = out[from + i];
-        const uint8_t *cb = sc->b.code[i];
+        const uint8_t *cb = sc->u.code[i];
         if (!(ok & (1u << i)) || !loc[i].iov_len || u64at(cb + L->ob_type) != py.code_type) {
             if (L->minor < 13) {
                 stop = 1; /* f_code is always a code object before 3.13: a torn frame */
@@ -619,8 +701,9 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
         o->line = f.line;
         if (o->line == LINE_PENDING) {
             int64_t off = frame_offset(f.name_ptr, f.code, cb, o->firstline, &o->line);
-            if (o->line == LINE_PENDING) {
-                ltp[nl] = u64at(cb + L->code_linetable);
+            uint64_t lt = u64at(cb + L->code_linetable);
+            if (o->line == LINE_PENDING && !line_cached(o, lt, off, &o->line)) {
+                ltp[nl] = lt;
                 loff[nl] = off;
                 lidx[nl++] = w;
             }
@@ -633,16 +716,18 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
         for (int i = 0; i < m; i++) {
             uint64_t a = ltp[b + i];
             int good = a && !(a & 7) && addr_ok(a, LT_HEAD);
-            loc[i] = (struct iovec){sc->b.lt[i], good ? LT_HEAD : 0};
+            loc[i] = (struct iovec){sc->lt[i], good ? LT_HEAD : 0};
             rem[i] = (struct iovec){(void *)(uintptr_t)a, good ? LT_HEAD : 0};
         }
         ok = rdv(c->pid, loc, rem, m);
         for (int i = 0; i < m; i++) {
             /* A head that could not be read whole (the table ends near unreadable memory)
              * is read again piece by piece. */
-            const uint8_t *head = (ok & (1u << i)) && loc[i].iov_len ? sc->b.lt[i] : NULL;
+            const uint8_t *head = (ok & (1u << i)) && loc[i].iov_len ? sc->lt[i] : NULL;
             cs_pyframe *o = &out[lidx[b + i]];
-            o->line = line_at(c->pid, ltp[b + i], head, o->firstline, loff[b + i]);
+            o->line = line_at(c->pid, ltp[b + i], head, sc->u.refill, o->firstline, loff[b + i]);
+            if (o->line >= 0)
+                line_store(o, ltp[b + i], loff[b + i], o->line);
         }
     }
     return stop ? -(w + 1) : w;
@@ -1132,6 +1217,12 @@ static int detect(void)
             return give(-1, "Python 3.13 layout differs from the table (_Py_DebugOffsets)");
     }
 
+    if (!atomic_load(&lines)) {
+        void *p = mmap(NULL, sizeof(line_slot) * LINE_SLOTS, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) /* without it lines are decoded every time */
+            atomic_store_explicit(&lines, (line_slot *)p, memory_order_release);
+    }
     if (!atomic_load(&names)) {
         void *p = mmap(NULL, sizeof(name_slot) * NAME_SLOTS, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

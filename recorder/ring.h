@@ -25,6 +25,9 @@ enum cs_sample_kind {
     CS_KIND_WALL_IDLE = 3,
     /* Not a sample: the crash handler asks every thread for its stack. */
     CS_KIND_CRASH_STACK = 4,
+    /* A wall sample of a thread that was busy on the CPU all along: the writer uses its latest
+     * CPU sample's stack (at most one CPU period old), so busy threads get no second signal. */
+    CS_KIND_WALL_BUSY = 5,
 };
 
 typedef struct cs_sample {

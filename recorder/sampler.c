@@ -128,6 +128,8 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         cs_ring_commit(s);
         if (kind == CS_KIND_WALL && s->nframes)
             atomic_store_explicit(&t->have_wall_stack, 1, memory_order_relaxed);
+        if (kind == CS_KIND_CPU && s->nframes)
+            atomic_store_explicit(&t->have_cpu_stack, 1, memory_order_relaxed);
     }
     if (kind == CS_KIND_WALL)
         atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent), memory_order_release);
@@ -180,14 +182,14 @@ int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms)
     return asked;
 }
 
-static void push_idle(cs_thread *t, pid_t tid, uint64_t when)
+static void push_idle(cs_thread *t, pid_t tid, uint64_t when, int kind)
 {
     cs_sample *s = cs_ring_claim();
     if (!s)
         return;
     s->time_ns = when;
     s->tid = tid;
-    s->kind = CS_KIND_WALL_IDLE;
+    s->kind = (uint16_t)kind;
     s->count = 1;
     s->nframes = 0;
     s->npy = 0;
@@ -199,6 +201,7 @@ static void push_idle(cs_thread *t, pid_t tid, uint64_t when)
 
 static void wall_tick(int *rr)
 {
+    uint64_t busy_ns = 1000000000ull / (uint64_t)wall_hz * 3 / 4;
     int hw = cs_thread_high_water();
     int sent = 0;
     uint64_t when = now_ns(CLOCK_REALTIME);
@@ -214,8 +217,14 @@ static void wall_tick(int *rr)
         int have = atomic_load_explicit(&t->have_wall_stack, memory_order_relaxed);
         uint64_t after = atomic_load_explicit(&t->cpu_ns_after_sample, memory_order_relaxed);
         int pending = atomic_load(&t->wall_sent) != atomic_load(&t->wall_done);
+        uint64_t ran = t->cpu_ns_at_tick ? cpu - t->cpu_ns_at_tick : 0;
+        t->cpu_ns_at_tick = cpu;
         if (have && cpu - after < IDLE_CPU_NS) {
-            push_idle(t, tid, when);
+            push_idle(t, tid, when, CS_KIND_WALL_IDLE);
+        } else if (cpu_hz > 0 && ran > busy_ns &&
+                   atomic_load_explicit(&t->have_cpu_stack, memory_order_relaxed)) {
+            /* On the CPU for most of the last period: its CPU samples already show where. */
+            push_idle(t, tid, when, CS_KIND_WALL_BUSY);
         } else if (!pending && sent < CS_WALL_SIGNALS_PER_TICK) {
             siginfo_t si;
             memset(&si, 0, sizeof si);
@@ -229,7 +238,8 @@ static void wall_tick(int *rr)
                 atomic_store(&t->wall_done, atomic_load(&t->wall_sent));
             sent++;
         } else if (have) {
-            push_idle(t, tid, when); /* over the per-tick bound: its last stack stands in */
+            /* over the per-tick bound: its last stack stands in */
+            push_idle(t, tid, when, CS_KIND_WALL_IDLE);
         }
     }
     if (hw > 0)

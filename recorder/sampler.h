@@ -2,9 +2,10 @@
  * sampler.h: CPU-time and wall-clock stack sampling.
  *
  * CPU samples come from each thread's own CPU-time timer; wall samples from a ticker thread
- * that, each wall period, signals the threads that ran since their last sample (at most
- * CS_WALL_SIGNALS_PER_TICK of them) and records the others, which can only be waiting,
- * with the stack they were last seen in, without disturbing them.
+ * that, each wall period, sorts every thread into one of three: on the CPU for most of the
+ * period (its latest CPU sample's stack stands in: no second signal for busy threads), not
+ * run at all (it can only be waiting where it was last seen: no signal), or ran a little and
+ * may now wait somewhere new (it gets a signal; at most CS_WALL_SIGNALS_PER_TICK a tick).
  */
 #ifndef CS_SAMPLER_H
 #define CS_SAMPLER_H

@@ -153,6 +153,8 @@ cs_thread *cs_thread_register(void)
         atomic_store(&t->wall_sent, 0);
         atomic_store(&t->wall_done, 0);
         atomic_store(&t->have_wall_stack, 0);
+        atomic_store(&t->have_cpu_stack, 0);
+        t->cpu_ns_at_tick = 0;
         prctl(PR_GET_NAME, t->name, 0, 0, 0);
         int hw = atomic_load(&high_water);
         while (hw < i + 1 && !atomic_compare_exchange_weak(&high_water, &hw, i + 1))
@@ -198,6 +200,8 @@ void cs_threads_after_fork_child(void)
         atomic_store(&me->wall_sent, 0);
         atomic_store(&me->wall_done, 0);
         atomic_store(&me->have_wall_stack, 0);
+        atomic_store(&me->have_cpu_stack, 0);
+        me->cpu_ns_at_tick = 0;
         arm(me);
     }
 }

@@ -27,6 +27,8 @@ typedef struct cs_thread {
     _Atomic uint64_t cpu_ns_after_sample;
     _Atomic uint32_t wall_sent, wall_done;
     _Atomic int have_wall_stack;
+    _Atomic int have_cpu_stack;
+    uint64_t cpu_ns_at_tick; /* the wall ticker's own bookkeeping */
     char name[16];
     void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
     size_t altstack_size;

@@ -99,7 +99,7 @@ typedef struct writer {
 
     ipframe *ipf;
     int ipf_cap, ipf_n;
-    tidstack *last_wall;
+    tidstack *last_wall; /* per thread: its last wall stack, and (tid negated) last cpu stack */
     int lw_cap, lw_n;
 
     int64_t last_flush_s;
@@ -381,15 +381,16 @@ static void drain(writer *w)
         int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
         int stack = -1;
         uint8_t kind = (uint8_t)s->kind;
-        if (kind == CS_KIND_WALL_IDLE) {
-            tidstack *t = last_wall_slot(w, s->tid, 0);
+        if (kind == CS_KIND_WALL_IDLE || kind == CS_KIND_WALL_BUSY) {
+            /* cpu stacks are kept under the negated tid, wall stacks under the tid */
+            tidstack *t = last_wall_slot(w, kind == CS_KIND_WALL_BUSY ? -s->tid : s->tid, 0);
             if (t)
                 stack = (int)t->stack;
             kind = CS_KIND_WALL;
         } else {
             stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
-            if (kind == CS_KIND_WALL && stack >= 0 && s->nframes) {
-                tidstack *t = last_wall_slot(w, s->tid, 1);
+            if ((kind == CS_KIND_WALL || kind == CS_KIND_CPU) && stack >= 0 && s->nframes) {
+                tidstack *t = last_wall_slot(w, kind == CS_KIND_CPU ? -s->tid : s->tid, 1);
                 if (t)
                     t->stack = (uint32_t)stack;
             }
