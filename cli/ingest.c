@@ -10,6 +10,7 @@
 
 #include "../crashhandler/record.h"
 #include "../recorder/config.h"
+#include "../recorder/merge.h"
 #include "../recorder/ring.h"
 #include "../recorder/symbolize.h"
 #include "../storage/storage.h"
@@ -34,7 +35,15 @@
 typedef struct rstack {
     const unsigned char *raw; /* n little uint64 in the record, any alignment */
     int n;
+    const unsigned char *py; /* npy cs_record_pyframe, any alignment */
+    int npy;
 } rstack;
+
+typedef struct rpystack {
+    int32_t tid;
+    const unsigned char *py;
+    int n;
+} rpystack;
 
 typedef struct rthread {
     cs_record_thread t;
@@ -56,6 +65,8 @@ typedef struct record {
     int nthreads;
     rsample *samples;
     int nsamples;
+    rpystack *pystacks;
+    int npystacks;
     int complete;
 } record;
 
@@ -79,6 +90,7 @@ static void record_free(record *r)
     free(r->host);
     free(r->threads);
     free(r->samples);
+    free(r->pystacks);
 }
 
 static int grow(void **p, int n, int *cap, size_t size)
@@ -107,7 +119,7 @@ static const char *parse(record *r, cs_symbolizer *sym)
     if (r->h->nframes < 0 || r->h->nframes > CS_RECORD_FRAMES)
         return "bad frame count";
     size_t off = sizeof(cs_record_header);
-    int cap_t = 0, cap_s = 0;
+    int cap_t = 0, cap_s = 0, cap_p = 0;
     while (off + 8 <= r->len) {
         uint32_t type, len;
         memcpy(&type, r->data + off, 4);
@@ -155,16 +167,27 @@ static const char *parse(record *r, cs_symbolizer *sym)
             memcpy(&t.t, p, sizeof t.t);
             if (t.t.nframes < 0 || (size_t)t.t.nframes * 8 > len - sizeof t.t)
                 return "bad thread section";
-            t.st = (rstack){p + sizeof t.t, t.t.nframes};
+            t.st = (rstack){p + sizeof t.t, t.t.nframes, NULL, 0};
             if (grow((void **)&r->threads, r->nthreads, &cap_t, sizeof *r->threads))
                 return "out of memory";
             r->threads[r->nthreads++] = t;
+        } else if (type == CS_SEC_PYSTACK && len >= sizeof(cs_record_pystack)) {
+            cs_record_pystack ps;
+            memcpy(&ps, p, sizeof ps);
+            if (ps.n < 0 || (size_t)ps.n * sizeof(cs_record_pyframe) > len - sizeof ps)
+                return "bad python stack section";
+            if (grow((void **)&r->pystacks, r->npystacks, &cap_p, sizeof *r->pystacks))
+                return "out of memory";
+            r->pystacks[r->npystacks++] = (rpystack){ps.tid, p + sizeof ps, ps.n};
         } else if (type == CS_SEC_SAMPLE && len >= sizeof(cs_record_sample)) {
             rsample s;
             memcpy(&s.s, p, sizeof s.s);
-            if (s.s.nframes < 0 || (size_t)s.s.nframes * 8 > len - sizeof s.s)
+            if (s.s.nframes < 0 || s.s.npy < 0 ||
+                (size_t)s.s.nframes * 8 + (size_t)s.s.npy * sizeof(cs_record_pyframe) >
+                    len - sizeof s.s)
                 return "bad sample section";
-            s.st = (rstack){p + sizeof s.s, s.s.nframes};
+            s.st = (rstack){p + sizeof s.s, s.s.nframes, p + sizeof s.s + 8 * (size_t)s.s.nframes,
+                            s.s.npy};
             if (grow((void **)&r->samples, r->nsamples, &cap_s, sizeof *r->samples))
                 return "out of memory";
             r->samples[r->nsamples++] = s;
@@ -197,13 +220,15 @@ typedef struct ctx {
     int64_t now;
 } ctx;
 
-/* Stores STACK (frame 0 exact, the others return addresses) and returns its id. crashscope's
- * own frames are left out, as the recorder does. */
+/* Stores STACK (frame 0 exact, the others return addresses, then its Python frames spliced
+ * in at the evaluation loop) and returns its id. crashscope's own frames are left out, as the
+ * recorder does. */
 static int64_t store_stack(ctx *c, const rstack *st, int with_lines, int64_t pin)
 {
-    int64_t ids[CS_RECORD_FRAMES > CS_MAX_FRAMES ? CS_RECORD_FRAMES : CS_MAX_FRAMES];
-    int n = 0;
-    for (int i = 0; i < st->n && n < (int)(sizeof ids / sizeof ids[0]); i++) {
+    int64_t nat[CS_RECORD_FRAMES > CS_MAX_FRAMES ? CS_RECORD_FRAMES : CS_MAX_FRAMES];
+    uint8_t eval[sizeof nat / sizeof nat[0]], entry[CS_MAX_PYFRAMES];
+    int nn = 0;
+    for (int i = 0; i < st->n && nn < (int)(sizeof nat / sizeof nat[0]); i++) {
         uint64_t ip;
         memcpy(&ip, st->raw + 8 * (size_t)i, 8);
         cs_symbol sym;
@@ -224,11 +249,50 @@ static int64_t store_stack(ctx *c, const rstack *st, int with_lines, int64_t pin
                                          pin ? pin : c->now);
         if (id <= 0)
             return -1;
+        eval[nn] = (uint8_t)cs_merge_is_eval(sym.function);
+        nat[nn++] = id;
+    }
+    int npy = st->npy < CS_MAX_PYFRAMES ? st->npy : CS_MAX_PYFRAMES;
+    cs_record_pyframe pf[CS_MAX_PYFRAMES];
+    for (int j = 0; j < npy; j++) {
+        memcpy(&pf[j], st->py + sizeof(cs_record_pyframe) * (size_t)j, sizeof pf[j]);
+        pf[j].qualname[sizeof pf[j].qualname - 1] = 0;
+        pf[j].filename[sizeof pf[j].filename - 1] = 0;
+        entry[j] = (pf[j].flags & CS_PYF_ENTRY) != 0;
+    }
+    cs_merged order[sizeof nat / sizeof nat[0] + CS_MAX_PYFRAMES];
+    int no = cs_merge(eval, nn, entry, npy, order);
+    int64_t ids[sizeof order / sizeof order[0] + 1];
+    int n = 0;
+    for (int k = 0; k < no; k++) {
+        int64_t id;
+        if (order[k].python) {
+            const cs_record_pyframe *f = &pf[order[k].index];
+            int64_t module_id = cs_db_module_id(c->db, f->filename, "");
+            id = module_id < 0 ? -1
+                               : cs_db_python_frame_id(c->db, module_id, f->qualname, f->filename,
+                                                       f->line, pin ? pin : c->now);
+        } else {
+            id = nat[order[k].index];
+        }
+        if (id <= 0)
+            return -1;
         ids[n++] = id;
     }
     if (n == 0 && (ids[n++] = cs_db_frame_id(c->db, 0, 0, "[unknown]", c->now)) <= 0)
         return -1;
     return cs_db_stack_id(c->db, ids, n, c->now);
+}
+
+/* The Python frames the record holds for thread TID, into ST. */
+static void attach_python(const record *r, int32_t tid, rstack *st)
+{
+    for (int i = 0; i < r->npystacks; i++)
+        if (r->pystacks[i].tid == tid) {
+            st->py = r->pystacks[i].py;
+            st->npy = r->pystacks[i].n;
+            return;
+        }
 }
 
 static void registers_text(const cs_record_header *h, char *out, size_t len)
@@ -284,7 +348,8 @@ static long long store(const char *db_path, const char *record_name, record *r,
                                          cpu ? "cpu" : "wall", sid, s->count,
                                          s->count * (cpu ? cpu_period : wall_period)) == 0;
     }
-    rstack main_stack = {(const unsigned char *)h->frames, h->nframes};
+    rstack main_stack = {(const unsigned char *)h->frames, h->nframes, NULL, 0};
+    attach_python(r, h->tid, &main_stack);
     int64_t crash_stack = ok ? store_stack(&c, &main_stack, 1, CS_PINNED_S) : -1;
     ok = ok && crash_stack > 0;
     char regs[1024];
@@ -320,6 +385,7 @@ static long long store(const char *db_path, const char *record_name, record *r,
         snprintf(tr.state, sizeof tr.state, "%s",
                  t->state == CS_THREAD_OK ? "ok" : "no answer");
         if (t->state == CS_THREAD_OK) {
+            attach_python(r, t->tid, &r->threads[i].st);
             tr.stack_id = store_stack(&c, &r->threads[i].st, 1, CS_PINNED_S);
             ok = tr.stack_id > 0;
         }

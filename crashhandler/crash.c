@@ -15,6 +15,7 @@
  */
 #include "crash.h"
 
+#include "../recorder/python.h"
 #include "../recorder/ring.h"
 #include "../recorder/sampler.h"
 #include "../recorder/shim.h"
@@ -126,8 +127,23 @@ static void emit_module(const struct dl_phdr_info *m, void *ctx)
     out_put(o, path, rm.path_len);
 }
 
+static void put_pyframes(out *o, const cs_pyframe *py, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cs_record_pyframe rf;
+        memset(&rf, 0, sizeof rf);
+        rf.line = py[i].line;
+        rf.flags = py[i].flags;
+        const char *q = "?", *f = "?";
+        cs_python_lookup(&py[i], &q, &f); /* plain reads of the name cache */
+        strncpy(rf.qualname, q, sizeof rf.qualname - 1);
+        strncpy(rf.filename, f, sizeof rf.filename - 1);
+        out_put(o, &rf, sizeof rf);
+    }
+}
+
 static void emit_sample(int64_t ts, int32_t tid, int kind, int64_t count, const char *name,
-                        const uint64_t *ips, int n, void *ctx)
+                        const uint64_t *ips, int n, const cs_pyframe *py, int npy, void *ctx)
 {
     out *o = ctx;
     cs_record_sample rs;
@@ -137,20 +153,24 @@ static void emit_sample(int64_t ts, int32_t tid, int kind, int64_t count, const 
     rs.kind = kind == CS_KIND_WALL_IDLE ? CS_KIND_WALL : kind;
     rs.count = count;
     rs.nframes = n;
+    rs.npy = npy;
     memcpy(rs.name, name, sizeof rs.name);
     rs.name[15] = 0;
-    out_section(o, CS_SEC_SAMPLE, (uint32_t)(sizeof rs + 8 * (size_t)n));
+    out_section(o, CS_SEC_SAMPLE,
+                (uint32_t)(sizeof rs + 8 * (size_t)n + sizeof(cs_record_pyframe) * (size_t)npy));
     out_put(o, &rs, sizeof rs);
     out_put(o, ips, 8 * (size_t)n);
+    put_pyframes(o, py, npy);
 }
 
 static void emit_ring_sample(const cs_sample *s, void *ctx)
 {
-    /* Idle wall samples carry no stack of their own (the writer fills it in): left out. */
+    /* Idle and busy wall samples carry no stack of their own (the writer fills it in from
+     * the thread's previous samples): left out. */
     if (s->kind != CS_KIND_CPU && s->kind != CS_KIND_WALL)
         return;
     emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count,
-                s->thread_name, s->ips, s->nframes, ctx);
+                s->thread_name, s->ips, s->nframes, s->py, s->npy, ctx);
 }
 
 static void emit_process(out *o)
@@ -175,6 +195,16 @@ static void emit_process(out *o)
     out_put(o, p->cmdline, rp.cmdline_len);
     out_put(o, p->tags, rp.tags_len);
     out_put(o, p->host, rp.host_len);
+}
+
+static void emit_pystack(out *o, int32_t tid, const cs_pyframe *py, int n)
+{
+    if (n <= 0)
+        return;
+    cs_record_pystack ps = {.tid = tid, .n = n};
+    out_section(o, CS_SEC_PYSTACK, (uint32_t)(sizeof ps + sizeof(cs_record_pyframe) * (size_t)n));
+    out_put(o, &ps, sizeof ps);
+    put_pyframes(o, py, n);
 }
 
 static int is_hang(int sig, const siginfo_t *si)
@@ -218,6 +248,8 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
             h.gregs[i] = (uint64_t)uc->uc_mcontext.gregs[i];
         h.nframes = cs_unwind_signal_context(uc, h.frames, CS_RECORD_FRAMES);
     }
+    static cs_pyframe py[CS_MAX_PYFRAMES];
+    int npy = cs_sampler_python_stack(py, CS_MAX_PYFRAMES);
 
     if (fault_in_capture)
         *unmapped_address = 1;
@@ -245,6 +277,7 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
         o->failed = 0;
         out_put(o, &h, sizeof h);
         emit_process(o);
+        emit_pystack(o, me, py, npy);
         cs_unwind_each_module(emit_module, o);
         for (int i = 0; area && i < nthreads; i++) {
             cs_thread_stack *t = &area[i];
@@ -260,6 +293,8 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
             out_section(o, CS_SEC_THREAD, (uint32_t)(sizeof rt + 8 * (size_t)rt.nframes));
             out_put(o, &rt, sizeof rt);
             out_put(o, t->ips, 8 * (size_t)rt.nframes);
+            if (rt.state == CS_THREAD_OK)
+                emit_pystack(o, t->tid, t->py, t->npy);
         }
         if (writer_frozen) {
             /* The samples of the last second, not yet in the database. */

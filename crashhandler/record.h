@@ -47,7 +47,22 @@ enum cs_record_section {
     CS_SEC_MODULE = 2,  /* cs_record_module + path */
     CS_SEC_THREAD = 3,  /* cs_record_thread + frames */
     CS_SEC_SAMPLE = 4,  /* cs_record_sample + frames: samples not yet written */
+    CS_SEC_PYSTACK = 5, /* cs_record_pystack + entries: one thread's Python frames */
 };
+
+/* The Python frames of one thread (the crashing thread's, or one of CS_SEC_THREAD's, by tid),
+ * innermost first, with their names resolved in the handler: the helper is another process. */
+typedef struct cs_record_pystack {
+    int32_t tid;
+    int32_t n;
+} cs_record_pystack;
+
+typedef struct cs_record_pyframe {
+    int32_t line;
+    uint32_t flags; /* CS_PYF_ENTRY */
+    char qualname[128];
+    char filename[256];
+} cs_record_pyframe;
 
 typedef struct cs_record_process {
     int32_t cpu_hz, wall_hz, window_seconds;
@@ -80,8 +95,9 @@ typedef struct cs_record_sample {
     int32_t kind; /* CS_KIND_CPU or CS_KIND_WALL */
     int64_t count;
     int32_t nframes;
+    int32_t npy;
     char name[16];
-    /* followed by nframes uint64 */
+    /* followed by nframes uint64, then npy cs_record_pyframe */
 } cs_record_sample;
 
 #endif

@@ -751,7 +751,7 @@ void cs_writer_dump(cs_writer_emit_fn emit, void *ctx)
         if (a->stack >= (uint32_t)w->nstacks)
             continue;
         stack_ent *st = &w->stacks[a->stack];
-        emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, ctx);
+        emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, st->py, st->npy, ctx);
     }
 }
 

@@ -21,9 +21,11 @@ void cs_writer_restart(void);
  * in-memory samples and from committing them, waiting at most TIMEOUT_MS for a step in
  * progress; returns 0 when frozen, -1 when the writer did not stop in time (then nothing of
  * it may be read). Dump hands every sample held in memory and not yet committed to EMIT. */
+#include "python.h"
 #include <stdint.h>
 typedef void (*cs_writer_emit_fn)(int64_t ts, int32_t tid, int kind, int64_t count,
-                                  const char *name, const uint64_t *ips, int n, void *ctx);
+                                  const char *name, const uint64_t *ips, int n,
+                                  const cs_pyframe *py, int npy, void *ctx);
 int cs_writer_freeze(int timeout_ms);
 void cs_writer_dump(cs_writer_emit_fn emit, void *ctx);
 void cs_writer_thaw(void);
