@@ -165,6 +165,7 @@ PROBE_CS_PUBLIC int probe_check_lines(unsigned long long code, int nbytes)
         return -1;
     const py_layout *L = py.L;
     uint8_t cb[CODE_BUF];
+    static uint8_t refill[LT_CHUNK];
     pid_t pid = my_pid();
     if (rd(pid, code, cb, py.code_read) != 0)
         return -1;
@@ -172,7 +173,7 @@ PROBE_CS_PUBLIC int probe_check_lines(unsigned long long code, int nbytes)
     uint64_t lt = u64at(cb + L->code_linetable);
     int bad = 0;
     for (int off = -2; off < nbytes; off += 2) {
-        int32_t mine = line_at(pid, lt, NULL, first, off);
+        int32_t mine = line_at(pid, lt, NULL, refill, first, off);
         int theirs = addr2line((void *)(uintptr_t)code, off);
         if (mine != theirs && bad++ == 0)
             snprintf(mismatch, sizeof mismatch, "offset %d: ours %d, PyCode_Addr2Line %d", off,
