@@ -67,6 +67,11 @@ static _Atomic int dlclose_busy;
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static __thread int in_unwind __attribute__((tls_model("initial-exec")));
+/* libunwind is dlopen'ed, so its thread-local caches are dynamic TLS: the first touch on a
+ * thread goes through __tls_get_addr, which calls malloc. In a handler that interrupted
+ * malloc that deadlocks, so every thread is warmed up in normal context first, and a thread
+ * that was not (created behind pthread_create's back) gets only its interrupted pc. */
+static __thread int warmed __attribute__((tls_model("initial-exec")));
 static __thread sigjmp_buf *recover __attribute__((tls_model("initial-exec")));
 /* Which snapshot this thread is reading (index + 1), so a fault inside a callback does not
  * leave the reader count raised for ever. */
@@ -294,7 +299,7 @@ int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max)
         return 0;
     /* While a dlclose runs, the unwind tables of the module being unmapped may vanish under
      * the unwinder: keep only the interrupted instruction, which is always safe to read. */
-    if (!unw.ready || atomic_load(&dlclose_busy) > 0) {
+    if (!unw.ready || !warmed || atomic_load(&dlclose_busy) > 0) {
         ips[0] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
         return ips[0] ? 1 : 0;
     }
@@ -303,12 +308,19 @@ int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max)
 
 void cs_unwind_warm_thread(void)
 {
-    if (!unw.ready)
+    if (!unw.ready || warmed)
         return;
     ucontext_t uc;
     uint64_t ips[8];
     if (getcontext(&uc) == 0)
         do_unwind(&uc, ips, 8, 0);
+    if (unw.backtrace) { /* the fast path has thread-local state of its own */
+        void *buf[8];
+        in_unwind = 1;
+        unw.backtrace(buf, 8);
+        in_unwind = 0;
+    }
+    warmed = 1;
 }
 
 void cs_unwind_recover_from_fault(int sig)
