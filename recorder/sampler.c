@@ -25,8 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A thread that used less CPU than this since its last sample is treated as waiting. */
-#define IDLE_CPU_NS 100000ull
+/* A thread that used less CPU than this since its last sample is treated as waiting: enough
+ * for the return from the handler and a restarted sleep, too little to walk into a new wait
+ * (a Python thread from its start to time.sleep uses more). */
+#define IDLE_CPU_NS 25000ull
 
 static int sample_sig = -1;
 static int cpu_hz, wall_hz;

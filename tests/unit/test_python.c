@@ -498,12 +498,10 @@ static int32_t fake_line(int i, int k)
 
 static cs_pyframe got[CS_PY_MAX_DEPTH + 8];
 
-static void name_of(const cs_pyframe *f, char *q, size_t n)
+static void name_of(const cs_pyframe *f, char *q, int n)
 {
-    char buf[CS_PY_FILENAME_MAX + 1];
-    q[0] = 0;
-    if (read_str(my_pid(), f->name_ptr, buf, 127) >= 0)
-        snprintf(q, n, "%s", buf);
+    if (read_str(my_pid(), f->name_ptr, q, n - 1) < 0)
+        q[0] = 0;
 }
 
 /* 3.11-3.13: frames in a fake data stack chunk, innermost at the highest address. Frame 1 is
