@@ -182,6 +182,7 @@ static const char *parse(record *r, cs_symbolizer *sym)
         } else if (type == CS_SEC_SAMPLE && len >= sizeof(cs_record_sample)) {
             rsample s;
             memcpy(&s.s, p, sizeof s.s);
+            s.s.labels[sizeof s.s.labels - 1] = 0;
             if (s.s.nframes < 0 || s.s.npy < 0 ||
                 (size_t)s.s.nframes * 8 + (size_t)s.s.npy * sizeof(cs_record_pyframe) >
                     len - sizeof s.s)
@@ -346,7 +347,8 @@ static long long store(const char *db_path, const char *record_name, record *r,
         int64_t sid = store_stack(&c, &r->samples[i].st, 0, 0);
         ok = sid > 0 && cs_db_sample_add(db, pid_row, h->pid, s->ts, s->tid, name,
                                          cpu ? "cpu" : "wall", sid, s->count,
-                                         s->count * (cpu ? cpu_period : wall_period)) == 0;
+                                         s->count * (cpu ? cpu_period : wall_period),
+                                         s->labels[0] ? s->labels : NULL) == 0;
     }
     rstack main_stack = {(const unsigned char *)h->frames, h->nframes, NULL, 0};
     attach_python(r, h->tid, &main_stack);

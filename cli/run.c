@@ -135,6 +135,22 @@ int cs_cmd_run(int argc, char **argv)
         return 127;
     setenv("LD_PRELOAD", preload, 1);
     free(preload);
+    /* The Python module (from crashscope import tag_wrapper) lives beside the library. */
+    char pydir[PATH_MAX];
+    snprintf(pydir, sizeof pydir, "%s", lib);
+    char *slash = strrchr(pydir, '/');
+    if (slash && (size_t)(slash - pydir) + 8 < sizeof pydir) {
+        strcpy(slash, "/python");
+        if (access(pydir, R_OK) == 0) {
+            const char *old = getenv("PYTHONPATH");
+            char *pp = NULL;
+            if (asprintf(&pp, "%s%s%s", pydir, old && *old ? ":" : "", old && *old ? old : "") >=
+                0) {
+                setenv("PYTHONPATH", pp, 1);
+                free(pp);
+            }
+        }
+    }
 
     if (!c.enabled)
         fprintf(stderr, "crashscope: CRASHSCOPE_ENABLED=0: running %s without recording\n",

@@ -143,7 +143,8 @@ static void put_pyframes(out *o, const cs_pyframe *py, int n)
 }
 
 static void emit_sample(int64_t ts, int32_t tid, int kind, int64_t count, const char *name,
-                        const uint64_t *ips, int n, const cs_pyframe *py, int npy, void *ctx)
+                        const uint64_t *ips, int n, const cs_pyframe *py, int npy,
+                        const char *labels, void *ctx)
 {
     out *o = ctx;
     cs_record_sample rs;
@@ -156,6 +157,7 @@ static void emit_sample(int64_t ts, int32_t tid, int kind, int64_t count, const 
     rs.npy = npy;
     memcpy(rs.name, name, sizeof rs.name);
     rs.name[15] = 0;
+    strncpy(rs.labels, labels ? labels : "", sizeof rs.labels - 1);
     out_section(o, CS_SEC_SAMPLE,
                 (uint32_t)(sizeof rs + 8 * (size_t)n + sizeof(cs_record_pyframe) * (size_t)npy));
     out_put(o, &rs, sizeof rs);
@@ -170,7 +172,7 @@ static void emit_ring_sample(const cs_sample *s, void *ctx)
     if (s->kind != CS_KIND_CPU && s->kind != CS_KIND_WALL)
         return;
     emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count,
-                s->thread_name, s->ips, s->nframes, s->py, s->npy, ctx);
+                s->thread_name, s->ips, s->nframes, s->py, s->npy, s->tags, ctx);
 }
 
 static void emit_process(out *o)

@@ -97,6 +97,7 @@ typedef struct cs_record_sample {
     int32_t nframes;
     int32_t npy;
     char name[16];
+    char labels[272]; /* "k=v,k=v", NUL-terminated */
     /* followed by nframes uint64, then npy cs_record_pyframe */
 } cs_record_sample;
 

@@ -12,6 +12,7 @@
 
 #include "shim.h"
 #include "signals.h"
+#include "tags.h"
 #include "threads.h"
 #include "unwind.h"
 
@@ -127,6 +128,7 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         s->nframes = (uint16_t)cs_unwind_signal_context(ucv, s->ips, CS_MAX_FRAMES);
         s->npy = (uint16_t)cs_sampler_python_stack(s->py, CS_MAX_PYFRAMES);
         s->gil = (int16_t)(s->npy ? cs_python_holds_gil() : -1);
+        cs_tags_copy(s->tags);
         cs_ring_commit(s);
         if (kind == CS_KIND_WALL && s->nframes)
             atomic_store_explicit(&t->have_wall_stack, 1, memory_order_relaxed);
@@ -196,6 +198,7 @@ static void push_idle(cs_thread *t, pid_t tid, uint64_t when, int kind)
     s->nframes = 0;
     s->npy = 0;
     s->gil = -1;
+    s->tags[0] = 0; /* the writer uses the tags of the sample whose stack stands in */
     memcpy(s->thread_name, t->name, sizeof s->thread_name);
     s->thread_name[15] = 0;
     cs_ring_commit(s);

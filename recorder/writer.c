@@ -55,6 +55,7 @@ typedef struct agg {
     int32_t tid;
     uint8_t kind;
     uint32_t stack;
+    uint32_t labels; /* index in the writer's label strings; 0 = none */
     int64_t count;
     char name[16];
 } agg;
@@ -68,6 +69,7 @@ typedef struct ipframe {
 typedef struct tidstack {
     int32_t tid;
     uint32_t stack;
+    uint32_t labels;
 } tidstack;
 
 typedef struct writer {
@@ -101,6 +103,10 @@ typedef struct writer {
     int ipf_cap, ipf_n;
     tidstack *last_wall; /* per thread: its last wall stack, and (tid negated) last cpu stack */
     int lw_cap, lw_n;
+
+    /* distinct label strings ("endpoint=x,gil=held"); index 0 is "" */
+    char **labels;
+    int nlabels, cap_labels;
 
     int64_t last_flush_s;
     unsigned flushes;
@@ -259,12 +265,47 @@ static int intern_stack(writer *w, const uint64_t *ips, int n, const cs_pyframe 
     return w->nstacks++;
 }
 
+/* --- label strings ------------------------------------------------------------------------- */
+
+/* Few distinct label sets exist (tags are per request type): a linear scan is enough, and
+ * the list is bounded; past the bound, samples go without labels rather than without end. */
+#define MAX_LABEL_SETS 4096
+
+static uint32_t intern_labels(writer *w, const char *tags, int gil)
+{
+    char buf[CS_TAGS_MAX + 32];
+    snprintf(buf, sizeof buf, "%s%s%s", tags, *tags && gil >= 0 ? "," : "",
+             gil < 0 ? "" : gil ? "gil=held" : "gil=released");
+    if (!buf[0])
+        return 0;
+    for (int i = 1; i < w->nlabels; i++)
+        if (!strcmp(w->labels[i], buf))
+            return (uint32_t)i;
+    if (w->nlabels >= MAX_LABEL_SETS)
+        return 0;
+    if (w->nlabels + 1 > w->cap_labels) {
+        int cap = w->cap_labels ? w->cap_labels * 2 : 16;
+        char **l = realloc(w->labels, sizeof *l * (size_t)cap);
+        if (!l)
+            return 0;
+        w->labels = l;
+        w->cap_labels = cap;
+    }
+    if (w->nlabels == 0)
+        w->labels[w->nlabels++] = NULL;
+    char *copy = strdup(buf);
+    if (!copy)
+        return 0;
+    w->labels[w->nlabels] = copy;
+    return (uint32_t)w->nlabels++;
+}
+
 /* --- aggregates -------------------------------------------------------------------------- */
 
-static uint64_t agg_hash(int64_t ts, int32_t tid, uint8_t kind, uint32_t stack)
+static uint64_t agg_hash(int64_t ts, int32_t tid, uint8_t kind, uint32_t stack, uint32_t labels)
 {
     return mix((uint64_t)ts * 31 + (uint64_t)(uint32_t)tid * 1000003ull + kind * 7919ull +
-               (uint64_t)stack * 0x9e3779b97f4a7c15ull);
+               (uint64_t)stack * 0x9e3779b97f4a7c15ull + (uint64_t)labels * 0x85ebca6bull);
 }
 
 static int grow_agg_index(writer *w)
@@ -275,7 +316,7 @@ static int grow_agg_index(writer *w)
         return -1;
     for (int i = 0; i < w->naggs; i++) {
         agg *a = &w->aggs[i];
-        size_t p = agg_hash(a->ts, a->tid, a->kind, a->stack) & (size_t)(cap - 1);
+        size_t p = agg_hash(a->ts, a->tid, a->kind, a->stack, a->labels) & (size_t)(cap - 1);
         while (idx[p])
             p = (p + 1) & (size_t)(cap - 1);
         idx[p] = (uint32_t)i + 1;
@@ -287,14 +328,15 @@ static int grow_agg_index(writer *w)
 }
 
 static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t stack,
-                    int64_t count, const char *name)
+                    uint32_t labels, int64_t count, const char *name)
 {
-    uint64_t h = agg_hash(ts, tid, kind, stack);
+    uint64_t h = agg_hash(ts, tid, kind, stack, labels);
     if (w->agg_index_cap) {
         size_t p = h & (size_t)(w->agg_index_cap - 1);
         for (uint32_t e; (e = w->agg_index[p]); p = (p + 1) & (size_t)(w->agg_index_cap - 1)) {
             agg *a = &w->aggs[e - 1];
-            if (a->ts == ts && a->tid == tid && a->kind == kind && a->stack == stack) {
+            if (a->ts == ts && a->tid == tid && a->kind == kind && a->stack == stack &&
+                a->labels == labels) {
                 a->count += count;
                 return;
             }
@@ -319,6 +361,7 @@ static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t s
     a->tid = tid;
     a->kind = kind;
     a->stack = stack;
+    a->labels = labels;
     a->count = count;
     memcpy(a->name, name, sizeof a->name);
     a->name[15] = 0;
@@ -380,23 +423,31 @@ static void drain(writer *w)
     while ((s = cs_ring_peek())) {
         int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
         int stack = -1;
+        uint32_t labels = 0;
         uint8_t kind = (uint8_t)s->kind;
         if (kind == CS_KIND_WALL_IDLE || kind == CS_KIND_WALL_BUSY) {
-            /* cpu stacks are kept under the negated tid, wall stacks under the tid */
+            /* cpu stacks are kept under the negated tid, wall stacks under the tid; the labels
+             * of the sample whose stack stands in come with it */
             tidstack *t = last_wall_slot(w, kind == CS_KIND_WALL_BUSY ? -s->tid : s->tid, 0);
-            if (t)
+            if (t) {
                 stack = (int)t->stack;
+                labels = t->labels;
+            }
             kind = CS_KIND_WALL;
         } else {
             stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
+            s->tags[CS_TAGS_MAX] = 0;
+            labels = intern_labels(w, s->tags, s->gil);
             if ((kind == CS_KIND_WALL || kind == CS_KIND_CPU) && stack >= 0 && s->nframes) {
                 tidstack *t = last_wall_slot(w, kind == CS_KIND_CPU ? -s->tid : s->tid, 1);
-                if (t)
+                if (t) {
                     t->stack = (uint32_t)stack;
+                    t->labels = labels;
+                }
             }
         }
         if (stack >= 0)
-            add_agg(w, ts, s->tid, kind, (uint32_t)stack, s->count, s->thread_name);
+            add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count, s->thread_name);
         else
             w->dropped_aggs++;
         cs_ring_release();
@@ -680,7 +731,8 @@ static void flush(writer *w, int final)
         ok = sid > 0 &&
              cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
                               cpu ? "cpu" : "wall", sid, a->count,
-                              a->count * (cpu ? cpu_period : wall_period)) == 0;
+                              a->count * (cpu ? cpu_period : wall_period),
+                              a->labels ? w->labels[a->labels] : NULL) == 0;
     }
     if (ok)
         ok = cs_db_process_seen(w->db, w->process_id, now) == 0;
@@ -751,7 +803,8 @@ void cs_writer_dump(cs_writer_emit_fn emit, void *ctx)
         if (a->stack >= (uint32_t)w->nstacks)
             continue;
         stack_ent *st = &w->stacks[a->stack];
-        emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, st->py, st->npy, ctx);
+        emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, st->py, st->npy,
+             a->labels ? w->labels[a->labels] : "", ctx);
     }
 }
 

@@ -33,7 +33,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS samples("
     " process_id INTEGER NOT NULL, pid INTEGER NOT NULL, ts INTEGER NOT NULL,"
     " tid INTEGER NOT NULL, thread_name TEXT, profile TEXT NOT NULL,"
-    " stack_id INTEGER NOT NULL, count INTEGER NOT NULL, value INTEGER NOT NULL);"
+    " stack_id INTEGER NOT NULL, count INTEGER NOT NULL, value INTEGER NOT NULL, labels TEXT);"
     "CREATE INDEX IF NOT EXISTS samples_ts ON samples(ts);"
     "CREATE INDEX IF NOT EXISTS samples_profile ON samples(profile, ts);"
     "CREATE INDEX IF NOT EXISTS samples_process ON samples(process_id, ts);"
@@ -96,7 +96,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         " ON CONFLICT(hash) DO UPDATE SET last_seen = excluded.last_seen RETURNING id",
     [ST_SAMPLE_INSERT] =
         "INSERT INTO samples(process_id, pid, ts, tid, thread_name, profile, stack_id, count,"
-        " value) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " value, labels) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     /* The window before a crash is kept with the crash (see cs_db_trim for its bound). */
     [ST_TRIM_SAMPLES] = "DELETE FROM samples WHERE ts < ?"
                         " AND process_id NOT IN (SELECT process_id FROM crashes)",
@@ -147,6 +147,19 @@ static int schema_version(cs_db *db)
         v = atoi((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     return v;
+}
+
+/* Columns added after a table first shipped: added in place, never by rebuilding. */
+static int add_missing_columns(cs_db *db)
+{
+    sqlite3_stmt *st;
+    int have = 0;
+    if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM pragma_table_info('samples') WHERE name = 'labels'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    have = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return have ? 0 : cs_db_exec(db, "ALTER TABLE samples ADD COLUMN labels TEXT");
 }
 
 cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen)
@@ -202,7 +215,8 @@ cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen)
             cs_db_close(db);
             return NULL;
         }
-        if (cs_db_exec(db, schema_sql) != 0 || cs_db_exec(db, "COMMIT") != 0) {
+        if (cs_db_exec(db, schema_sql) != 0 || add_missing_columns(db) != 0 ||
+            cs_db_exec(db, "COMMIT") != 0) {
             snprintf(err, errlen, "cannot create the schema in %s: %s", path, db->err);
             cs_db_exec(db, "ROLLBACK");
             cs_db_close(db);

@@ -20,10 +20,10 @@ int cs_db_profile_rows(cs_db *db, const cs_query *q,
                        int (*cb)(const cs_profile_row *row, void *arg), void *arg)
 {
     static const char sql[] =
-        "SELECT stack_id, pid, tid, thread_name, SUM(count), SUM(value) FROM samples"
+        "SELECT stack_id, pid, tid, thread_name, SUM(count), SUM(value), labels FROM samples"
         " WHERE profile = ?1 AND (?2 = 0 OR pid = ?2) AND (?3 = 0 OR ts >= ?3)"
         " AND (?4 = 0 OR ts <= ?4) AND (?5 = 0 OR process_id = ?5)"
-        " GROUP BY stack_id, pid, tid, thread_name ORDER BY SUM(value) DESC";
+        " GROUP BY stack_id, pid, tid, thread_name, labels ORDER BY SUM(value) DESC";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
         cs_db_set_error(db, "query samples");
@@ -43,6 +43,7 @@ int cs_db_profile_rows(cs_db *db, const cs_query *q,
             .thread_name = (char *)sqlite3_column_text(st, 3),
             .count = sqlite3_column_int64(st, 4),
             .value = sqlite3_column_int64(st, 5),
+            .labels = (char *)sqlite3_column_text(st, 6),
         };
         if (cb(&r, arg) != 0) {
             sqlite3_finalize(st);

@@ -58,9 +58,11 @@ int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function
 int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s);
 /* Returns the id of the stack made of FRAME_IDS (innermost first), inserting or touching. */
 int64_t cs_db_stack_id(cs_db *db, const int64_t *frame_ids, int n, int64_t now_s);
+/* LABELS: the sample's own labels ("k=v,k=v": the thread's tags, gil=held|released), or
+ * NULL. */
 int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid,
                      const char *thread_name, const char *profile, int64_t stack_id, int64_t count,
-                     int64_t value);
+                     int64_t value, const char *labels);
 /* Deletes samples older than OLDEST_TS; with GC, also stacks, frames, modules and finished
  * processes nothing can refer to any more (untouched since before GC_BEFORE_S). */
 int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s);
@@ -197,6 +199,7 @@ typedef struct cs_profile_row {
     int64_t stack_id;
     int pid, tid;
     char *thread_name;
+    char *labels; /* "k=v,k=v" or NULL */
     int64_t count, value;
 } cs_profile_row;
 

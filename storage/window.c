@@ -195,7 +195,7 @@ int64_t cs_db_stack_id(cs_db *db, const int64_t *frame_ids, int n, int64_t now_s
 
 int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid,
                      const char *thread_name, const char *profile, int64_t stack_id, int64_t count,
-                     int64_t value)
+                     int64_t value, const char *labels)
 {
     sqlite3_stmt *st = cs_db_stmt(db, ST_SAMPLE_INSERT);
     if (!st)
@@ -209,6 +209,7 @@ int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid
     sqlite3_bind_int64(st, 7, stack_id);
     sqlite3_bind_int64(st, 8, count);
     sqlite3_bind_int64(st, 9, value);
+    sqlite3_bind_text(st, 10, labels && *labels ? labels : NULL, -1, SQLITE_STATIC);
     return done(db, st, "insert sample");
 }
 

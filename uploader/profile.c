@@ -77,18 +77,33 @@ static int on_row(const cs_profile_row *r, void *arg)
     char tid[16];
     snprintf(tid, sizeof tid, "%d", r->tid);
     const char *tname = r->thread_name ? r->thread_name : "";
+    /* the thread's tags and GIL state: "k=v,k=v" */
+    cs_pprof_label labels[3 + 20];
+    int nl = 0;
+    labels[nl++] = (cs_pprof_label){.key = "thread_name", .str = tname};
+    if (x->flavour == CS_PROFILE_UPLOAD) {
+        labels[nl++] = (cs_pprof_label){.key = "thread_id", .str = tid};
+    } else {
+        labels[nl++] = (cs_pprof_label){.key = "thread_id", .num = r->tid};
+        labels[nl++] = (cs_pprof_label){.key = "pid", .num = r->pid};
+    }
+    char tags[512];
+    snprintf(tags, sizeof tags, "%s", r->labels ? r->labels : "");
+    for (char *save = NULL, *t = strtok_r(tags, ",", &save); t && nl < 23;
+         t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        labels[nl++] = (cs_pprof_label){.key = t, .str = eq + 1};
+    }
     int rc;
     if (x->flavour == CS_PROFILE_UPLOAD) {
         int64_t v = r->value;
-        cs_pprof_label labels[2] = {{.key = "thread_name", .str = tname},
-                                    {.key = "thread_id", .str = tid}};
-        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, &v, labels, 2);
+        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, &v, labels, (size_t)nl);
     } else {
         int64_t values[2] = {r->count, r->value};
-        cs_pprof_label labels[3] = {{.key = "thread_name", .str = tname},
-                                    {.key = "thread_id", .num = r->tid},
-                                    {.key = "pid", .num = r->pid}};
-        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, 3);
+        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, (size_t)nl);
     }
     free(pf);
     cs_frames_free(fr, n);
