@@ -128,4 +128,15 @@ for py in INTERPRETERS:
     wall_rows = stacks(db, "wall")
     check(any("wait_for_jobs" in r[1] for r in wall_rows),
           "%s: and in the wall profile" % tag)
+# A Python crashscope cannot read (here 3.7, when installed): one line, native stacks, no harm.
+old = sorted(glob.glob("/root/.pyenv/versions/3.7.*/bin/python3.7"))
+if not old:
+    print("skip: no CPython 3.7 to check the unsupported-version path with")
+else:
+    db = os.path.join(d, "old.db")
+    st, out, err = record([old[-1], cpu_script], db, timeout=60)
+    check(st == 0 and err.count("Python stacks are off") == 1 and "3.8" in err,
+          "an unsupported Python gets one line and runs on (%r)" % err.strip()[-160:])
+    check(any("_PyEval_EvalFrameDefault" in r[1] for r in stacks(db, "cpu")),
+          "and native-only stacks")
 finish()
