@@ -285,6 +285,20 @@ static int64_t store_stack(ctx *c, const rstack *st, int with_lines, int64_t pin
     return cs_db_stack_id(c->db, ids, n, c->now);
 }
 
+static void warm(ctx *c, const unsigned char *raw, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint64_t ip;
+        memcpy(&ip, raw + 8 * (size_t)i, 8);
+        cs_symbol sym;
+        cs_symbolizer_lookup(c->sym, ip, i > 0, &sym);
+        const char *file;
+        int line;
+        if (sym.module)
+            cs_srcline_lookup(c->src, sym.module, sym.rel - (i > 0 ? 1 : 0), &file, &line);
+    }
+}
+
 /* The Python frames the record holds for thread TID, into ST. */
 static void attach_python(const record *r, int32_t tid, rstack *st)
 {
@@ -316,6 +330,11 @@ static long long store(const char *db_path, const char *record_name, record *r,
         return -1;
     ctx c = {.db = db, .sym = sym, .src = cs_srcline_new(), .now = (int64_t)time(NULL)};
     const cs_record_header *h = r->h;
+    /* Read symbol tables and line tables before taking the database's write lock: recorded
+     * processes flush into the same file and must not wait for our file reading. */
+    warm(&c, (const unsigned char *)h->frames, h->nframes);
+    for (int i = 0; i < r->nthreads; i++)
+        warm(&c, r->threads[i].st.raw, r->threads[i].st.n);
     long long crash_id = -1;
     for (int attempt = 0; attempt < 20 && cs_db_begin(db) != 0; attempt++) {
         struct timespec t = {0, 250000000};

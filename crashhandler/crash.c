@@ -43,6 +43,8 @@
 #include <unistd.h>
 
 #define THREAD_WAIT_MS  500
+/* A hung gunicorn worker is SIGKILLed about a second after its SIGABRT: answer faster. */
+#define HANG_THREAD_WAIT_MS 200
 #define WRITER_WAIT_MS  300
 #define OTHER_CRASH_MS  3000
 #define MAX_AREA_THREADS 1024
@@ -264,7 +266,7 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
     if (nthreads > MAX_AREA_THREADS)
         nthreads = MAX_AREA_THREADS;
     if (area != MAP_FAILED)
-        cs_sampler_collect_stacks(area, nthreads, THREAD_WAIT_MS);
+        cs_sampler_collect_stacks(area, nthreads, hang ? HANG_THREAD_WAIT_MS : THREAD_WAIT_MS);
     else
         area = NULL;
 

@@ -83,5 +83,11 @@ finally:
 err = g.stderr.read().decode(errors="replace")
 check("WORKER TIMEOUT" in err, "gunicorn logged its own WORKER TIMEOUT")
 ends = dict(query(db, "SELECT pid, end_reason FROM processes WHERE pid IN (SELECT pid FROM crashes)"))
-check(list(ends.values()) == ["exit"], "the hung worker then exited through gunicorn's handler: %s" % ends)
+# gunicorn SIGKILLs an aborted worker that is still there about a second later; a worker built
+# with sanitizers (the asan label) is too slow to exit in that second, with or without us.
+if SANITIZE:
+    print("skip: exit within gunicorn's one-second grace, under sanitizers")
+else:
+    check(list(ends.values()) == ["exit"],
+          "the hung worker then exited through gunicorn's handler: %s" % ends)
 finish()
