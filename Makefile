@@ -32,6 +32,7 @@ demo: test-deps build
 
 bench: test-deps build
 	@sh bench/run.sh $(BUILD)
+	@sh bench/python.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -35,9 +35,9 @@
 #include <unistd.h>
 
 #define MIN_DEPTH   20
-#define DEPTH_SPAN  21            /* depths MIN_DEPTH .. MIN_DEPTH + DEPTH_SPAN - 1 */
-#define CHASE_WORDS (32768 / 8)   /* 32 KiB per thread: stays in L1/L2, so the work is CPU-bound */
-#define LEAF_ITERS  96            /* inner-loop length of each leaf kernel */
+#define DEPTH_SPAN  21          /* depths MIN_DEPTH .. MIN_DEPTH + DEPTH_SPAN - 1 */
+#define CHASE_WORDS (32768 / 8) /* 32 KiB per thread: stays in L1/L2, so the work is CPU-bound */
+#define LEAF_ITERS  96          /* inner-loop length of each leaf kernel */
 
 typedef struct worker {
     uint64_t seed;

@@ -175,11 +175,13 @@ int cs_cmd_crashes(int argc, char **argv)
 
 int cs_cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},      {"crash", required_argument, 0, 'c'},
-        {"last", no_argument, 0, 'l'},          {"seconds", required_argument, 0, 's'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"db", required_argument, 0, 'd'},
+                                         {"crash", required_argument, 0, 'c'},
+                                         {"last", no_argument, 0, 'l'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *opt_db = NULL;
     long id = 0, seconds = 60;
     int json = 0, o;

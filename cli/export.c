@@ -206,9 +206,9 @@ int cs_cmd_export(int argc, char **argv)
     export_ctx x = {.db = db};
     int rc = 0;
     if (!strcmp(format, "pprof")) {
-        cs_pprof *pp = cs_profile_build(db, &q, hz, from * 1000000000LL,
-                                        (until - from + 1) * 1000000000LL, CS_PROFILE_EXPORT,
-                                        &x.rows);
+        cs_pprof *pp =
+            cs_profile_build(db, &q, hz, from * 1000000000LL, (until - from + 1) * 1000000000LL,
+                             CS_PROFILE_EXPORT, &x.rows);
         uint8_t *buf = NULL;
         size_t len = 0;
         if (!pp || cs_pprof_encode(pp, 1, &buf, &len) != 0) {
@@ -231,7 +231,8 @@ int cs_cmd_export(int argc, char **argv)
             return 1;
         }
         if (cs_db_profile_rows(db, &q, on_row, &x) != 0 || x.failed) {
-            cs_cli_error("reading %s failed: %s", path, x.failed ? "out of memory" : cs_db_error(db));
+            cs_cli_error("reading %s failed: %s", path,
+                         x.failed ? "out of memory" : cs_db_error(db));
             rc = 1;
         }
         for (size_t i = 0; i < x.nlines; i++) {
@@ -245,8 +246,8 @@ int cs_cmd_export(int argc, char **argv)
             rc = 1;
     }
     if (rc == 0)
-        fprintf(stderr, "crashscope: wrote %zu stacks of %s samples (%" PRId64 "..%" PRId64
-                        ") to %s\n",
+        fprintf(stderr,
+                "crashscope: wrote %zu stacks of %s samples (%" PRId64 "..%" PRId64 ") to %s\n",
                 x.rows, type, from, until, out);
     cs_db_close(db);
     return rc;

@@ -313,8 +313,9 @@ static void attach_python(const record *r, int32_t tid, rstack *st)
 static void registers_text(const cs_record_header *h, char *out, size_t len)
 {
     static const char *const names[CS_RECORD_NGREGS] = {
-        "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15",    "rdi",  "rsi",    "rbp",     "rbx",
-        "rdx", "rax", "rcx", "rsp", "rip", "eflags", "csgsfs", "err", "trapno", "oldmask", "cr2"};
+        "r8",  "r9",     "r10",    "r11", "r12",    "r13",     "r14", "r15",
+        "rdi", "rsi",    "rbp",    "rbx", "rdx",    "rax",     "rcx", "rsp",
+        "rip", "eflags", "csgsfs", "err", "trapno", "oldmask", "cr2"};
     size_t o = 0;
     out[0] = 0;
     for (int i = 0; i < CS_RECORD_NGREGS && o + 40 < len; i++)
@@ -322,8 +323,8 @@ static void registers_text(const cs_record_header *h, char *out, size_t len)
                               h->gregs[i]);
 }
 
-static long long store(const char *db_path, const char *record_name, record *r,
-                       cs_symbolizer *sym, char *err, size_t errlen)
+static long long store(const char *db_path, const char *record_name, record *r, cs_symbolizer *sym,
+                       char *err, size_t errlen)
 {
     cs_db *db = cs_db_open(db_path, 0, err, errlen);
     if (!db)
@@ -364,10 +365,10 @@ static long long store(const char *db_path, const char *record_name, record *r,
         memcpy(name, s->name, 16);
         name[16] = 0;
         int64_t sid = store_stack(&c, &r->samples[i].st, 0, 0);
-        ok = sid > 0 && cs_db_sample_add(db, pid_row, h->pid, s->ts, s->tid, name,
-                                         cpu ? "cpu" : "wall", sid, s->count,
-                                         s->count * (cpu ? cpu_period : wall_period),
-                                         s->labels[0] ? s->labels : NULL) == 0;
+        ok = sid > 0 &&
+             cs_db_sample_add(db, pid_row, h->pid, s->ts, s->tid, name, cpu ? "cpu" : "wall", sid,
+                              s->count, s->count * (cpu ? cpu_period : wall_period),
+                              s->labels[0] ? s->labels : NULL) == 0;
     }
     rstack main_stack = {(const unsigned char *)h->frames, h->nframes, NULL, 0};
     attach_python(r, h->tid, &main_stack);
@@ -403,8 +404,7 @@ static long long store(const char *db_path, const char *record_name, record *r,
         memcpy(name, t->name, 16);
         name[16] = 0;
         cs_crash_thread_row tr = {.tid = t->tid, .name = name};
-        snprintf(tr.state, sizeof tr.state, "%s",
-                 t->state == CS_THREAD_OK ? "ok" : "no answer");
+        snprintf(tr.state, sizeof tr.state, "%s", t->state == CS_THREAD_OK ? "ok" : "no answer");
         if (t->state == CS_THREAD_OK) {
             attach_python(r, t->tid, &r->threads[i].st);
             tr.stack_id = store_stack(&c, &r->threads[i].st, 1, CS_PINNED_S);

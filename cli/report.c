@@ -38,9 +38,9 @@ static const char *base_name(const char *p)
 static int is_system_module(const char *m)
 {
     const char *b = base_name(m);
-    return b && (!strncmp(b, "libc.so", 7) || !strncmp(b, "libc-", 5) ||
-                 !strncmp(b, "ld-linux", 8) || !strncmp(b, "libpthread", 10) ||
-                 !strncmp(b, "libcrashscope", 13));
+    return b &&
+           (!strncmp(b, "libc.so", 7) || !strncmp(b, "libc-", 5) || !strncmp(b, "ld-linux", 8) ||
+            !strncmp(b, "libpthread", 10) || !strncmp(b, "libcrashscope", 13));
 }
 
 int cs_culprit_frame(const cs_frame_row *f, int n)
@@ -66,8 +66,8 @@ static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *inden
         char mod[160] = "";
         if (f[i].module)
             snprintf(mod, sizeof mod, "%s+0x%" PRIx64, base_name(f[i].module), f[i].address);
-        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, cs_frame_name(&f[i], buf, sizeof buf), where,
-                *where && *mod ? "  " : "", mod);
+        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, cs_frame_name(&f[i], buf, sizeof buf),
+                where, *where && *mod ? "  " : "", mod);
     }
     if (n > limit)
         fprintf(out, "%s... %d more frames\n", indent, n - limit);
@@ -411,9 +411,8 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
                     "refused; last attempt: %s, HTTP %ld%s%s\n",
                     u.sent, u.total, u.crash_profile_sent ? " (the crash profile too)" : "",
                     u.pending ? " - run `crashscope upload` when the server is back" : "",
-                    u.pending, u.too_old, u.refused,
-                    u.last_endpoint[0] ? u.last_endpoint : "none", u.last_status,
-                    u.last_error[0] ? ", " : "", u.last_error);
+                    u.pending, u.too_old, u.refused, u.last_endpoint[0] ? u.last_endpoint : "none",
+                    u.last_status, u.last_error[0] ? ", " : "", u.last_error);
     }
     cs_frames_free(frames, nframes);
     cs_crash_threads_free(threads, nthreads);

@@ -70,8 +70,9 @@ static void print_crash(const char *db_path, pid_t pid, int64_t since_ns)
             if (id > 0) {
                 fputc('\n', stderr);
                 cs_report_print(db, id, 60, 0, stderr);
-                fprintf(stderr, "\n(crashscope inspect --db %s --crash %lld --json for all of "
-                                "it)\n",
+                fprintf(stderr,
+                        "\n(crashscope inspect --db %s --crash %lld --json for all of "
+                        "it)\n",
                         db_path, (long long)id);
             }
             cs_db_close(db);
@@ -93,10 +94,10 @@ static void usage(void)
 int cs_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, 0, 'd'},     {"app-name", required_argument, 0, 'a'},
-        {"tags", required_argument, 0, 't'},   {"cpu-hz", required_argument, 0, 'c'},
+        {"db", required_argument, 0, 'd'},      {"app-name", required_argument, 0, 'a'},
+        {"tags", required_argument, 0, 't'},    {"cpu-hz", required_argument, 0, 'c'},
         {"wall-hz", required_argument, 0, 'w'}, {"window", required_argument, 0, 'W'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -153,12 +154,11 @@ int cs_cmd_run(int argc, char **argv)
     }
 
     if (!c.enabled)
-        fprintf(stderr, "crashscope: CRASHSCOPE_ENABLED=0: running %s without recording\n",
-                cmd[0]);
+        fprintf(stderr, "crashscope: CRASHSCOPE_ENABLED=0: running %s without recording\n", cmd[0]);
     else
         fprintf(stderr, "crashscope: recording %s into %s (cpu %d Hz, wall %d Hz, window %d s)\n",
-                cmd[0], c.db_path[0] ? c.db_path : "(no database: HOME unset)", c.cpu_hz,
-                c.wall_hz, c.window_seconds);
+                cmd[0], c.db_path[0] ? c.db_path : "(no database: HOME unset)", c.cpu_hz, c.wall_hz,
+                c.window_seconds);
     fflush(stderr);
 
     struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward}, old_int,

@@ -42,12 +42,12 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define THREAD_WAIT_MS  500
+#define THREAD_WAIT_MS 500
 /* A hung gunicorn worker is SIGKILLed about a second after its SIGABRT: answer faster. */
 #define HANG_THREAD_WAIT_MS 200
-#define WRITER_WAIT_MS  300
-#define OTHER_CRASH_MS  3000
-#define MAX_AREA_THREADS 1024
+#define WRITER_WAIT_MS      300
+#define OTHER_CRASH_MS      3000
+#define MAX_AREA_THREADS    1024
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
 
@@ -173,8 +173,8 @@ static void emit_ring_sample(const cs_sample *s, void *ctx)
      * the thread's previous samples): left out. */
     if (s->kind != CS_KIND_CPU && s->kind != CS_KIND_WALL)
         return;
-    emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count,
-                s->thread_name, s->ips, s->nframes, s->py, s->npy, s->tags, ctx);
+    emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count, s->thread_name,
+                s->ips, s->nframes, s->py, s->npy, s->tags, ctx);
 }
 
 static void emit_process(out *o)
@@ -253,15 +253,19 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
         h.nframes = cs_unwind_signal_context(uc, h.frames, CS_RECORD_FRAMES);
     }
     static cs_pyframe py[CS_MAX_PYFRAMES];
-    int npy = cs_sampler_python_stack(py, CS_MAX_PYFRAMES);
+    /* Reading Python frames needs a deep stack; on a small program altstack (faulthandler's)
+     * the crash is recorded without them rather than overflowing into the heap. */
+    int npy = cs_sampler_stack_room() >= CS_HANDLER_ROOM
+                  ? cs_sampler_python_stack(py, CS_MAX_PYFRAMES)
+                  : 0;
 
     if (fault_in_capture)
         *unmapped_address = 1;
 
     /* Every other thread, each unwinding itself from its own handler. */
     size_t area_len = sizeof(cs_thread_stack) * MAX_AREA_THREADS;
-    cs_thread_stack *area = mmap(NULL, area_len, PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cs_thread_stack *area =
+        mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     int nthreads = cs_thread_high_water();
     if (nthreads > MAX_AREA_THREADS)
         nthreads = MAX_AREA_THREADS;
@@ -337,9 +341,8 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
         pid_t expect = 0;
         if (!atomic_compare_exchange_strong(&owner, &expect, me)) {
             /* Another thread is capturing: give it time, then take the program's action. */
-            for (int i = 0; i < OTHER_CRASH_MS && atomic_load(&owner) != 0 &&
-                            !atomic_load(&chaining);
-                 i++) {
+            for (int i = 0;
+                 i < OTHER_CRASH_MS && atomic_load(&owner) != 0 && !atomic_load(&chaining); i++) {
                 struct timespec ms = {0, 1000000};
                 syscall(SYS_nanosleep, &ms, NULL);
             }

@@ -37,7 +37,7 @@ typedef struct cs_record_header {
     uint64_t time_ns;  /* CLOCK_REALTIME at the signal */
     uint64_t start_ns; /* the process's start, as in processes.start_ns */
     char thread_name[16];
-    uint64_t gregs[CS_RECORD_NGREGS]; /* ucontext gregs, in REG_R8 .. REG_CR2 order */
+    uint64_t gregs[CS_RECORD_NGREGS];  /* ucontext gregs, in REG_R8 .. REG_CR2 order */
     uint64_t frames[CS_RECORD_FRAMES]; /* the faulting thread, frame 0 = faulting pc */
 } cs_record_header;
 

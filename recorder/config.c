@@ -268,8 +268,7 @@ void cs_config_load(cs_config *c, int warn)
     if ((v = env_first(n_enabled, &which)) && parse_bool(v, &c->enabled) != 0) {
         c->enabled = 1;
         if (warn)
-            cs_warn("%s='%.64s' is not 0/1/true/false/yes/no/on/off; recording stays on", which,
-                    v);
+            cs_warn("%s='%.64s' is not 0/1/true/false/yes/no/on/off; recording stays on", which, v);
     }
 
     v = env_first(n_db, &which);

@@ -20,12 +20,12 @@
 enum cs_upload_mode { CS_UPLOAD_OFF = 0, CS_UPLOAD_CRASH = 1, CS_UPLOAD_CONTINUOUS = 2 };
 
 typedef struct cs_config {
-    int enabled;           /* 0: the shim does nothing at all */
+    int enabled; /* 0: the shim does nothing at all */
     char db_path[PATH_MAX];
-    char app_name[256];    /* empty: derive from the program */
-    char tags[1024];       /* normalised "k=v,k=v" */
-    int cpu_hz;            /* 0: cpu sampling off */
-    int wall_hz;           /* 0: wall sampling off */
+    char app_name[256]; /* empty: derive from the program */
+    char tags[1024];    /* normalised "k=v,k=v" */
+    int cpu_hz;         /* 0: cpu sampling off */
+    int wall_hz;        /* 0: wall sampling off */
     int window_seconds;
     /* Pyroscope. The password lives here and in the environment only: never printed, never
      * stored in the database. */
@@ -33,9 +33,9 @@ typedef struct cs_config {
     char user[256];
     char password[1024];
     char tenant[256];
-    int upload;          /* enum cs_upload_mode */
-    int flush_seconds;   /* how much of the window a crash upload carries */
-    int upload_ingest;   /* 1: always the legacy /ingest API */
+    int upload;        /* enum cs_upload_mode */
+    int flush_seconds; /* how much of the window a crash upload carries */
+    int upload_ingest; /* 1: always the legacy /ingest API */
 } cs_config;
 
 /* SERVER_URL without any user:password@ part, for messages. */

@@ -67,23 +67,29 @@ typedef struct {
     size_t len, cap;
 } tbuf;
 
-static int tbuf_reserve(tbuf *b, size_t extra) {
-    if (extra > SIZE_MAX / 2 - b->len) return -1;
+static int tbuf_reserve(tbuf *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->len)
+        return -1;
     size_t need = b->len + extra;
-    if (need <= b->cap) return 0;
+    if (need <= b->cap)
+        return 0;
     size_t cap = b->cap ? b->cap : 65536;
     while (cap < need)
         cap *= 2;
     void *p = b->p ? mremap(b->p, b->cap, cap, MREMAP_MAYMOVE)
                    : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return -1;
+    if (p == MAP_FAILED)
+        return -1;
     b->p = p;
     b->cap = cap;
     return 0;
 }
 
-static void tbuf_free(tbuf *b) {
-    if (b->p) munmap(b->p, b->cap);
+static void tbuf_free(tbuf *b)
+{
+    if (b->p)
+        munmap(b->p, b->cap);
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -96,13 +102,17 @@ typedef struct {
     size_t shnum;
 } efile;
 
-static int read_at(int fd, void *buf, size_t len, uint64_t off) {
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
     unsigned char *p = buf;
     while (len > 0) {
-        if (off > (uint64_t)INT64_MAX) return -1;
+        if (off > (uint64_t)INT64_MAX)
+            return -1;
         ssize_t r = pread(fd, p, len, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1; /* error, or the file shrank under us */
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1; /* error, or the file shrank under us */
         p += r;
         len -= (size_t)r;
         off += (uint64_t)r;
@@ -110,19 +120,23 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off) {
     return 0;
 }
 
-static int in_file(const efile *f, uint64_t off, uint64_t len) {
+static int in_file(const efile *f, uint64_t off, uint64_t len)
+{
     return off <= f->fsize && len <= f->fsize - off;
 }
 
-static const Elf64_Shdr *section(const efile *f, uint64_t i) {
+static const Elf64_Shdr *section(const efile *f, uint64_t i)
+{
     return f->sh && i < f->shnum ? &f->sh[i] : NULL;
 }
 
-static int sec_has_data(const efile *f, const Elf64_Shdr *s) {
+static int sec_has_data(const efile *f, const Elf64_Shdr *s)
+{
     return s && s->sh_type != SHT_NOBITS && in_file(f, s->sh_offset, s->sh_size);
 }
 
-static void load_sections(efile *f) {
+static void load_sections(efile *f)
+{
     const Elf64_Ehdr *eh = &f->eh;
     Elf64_Shdr first;
     if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
@@ -130,9 +144,11 @@ static void load_sections(efile *f) {
         return;
     /* With 0xff00 or more sections, e_shnum is 0 and the count lives in section 0. */
     uint64_t n = eh->e_shnum ? eh->e_shnum : first.sh_size;
-    if (n == 0 || n > MAX_SECTIONS || !in_file(f, eh->e_shoff, n * sizeof(Elf64_Shdr))) return;
+    if (n == 0 || n > MAX_SECTIONS || !in_file(f, eh->e_shoff, n * sizeof(Elf64_Shdr)))
+        return;
     Elf64_Shdr *sh = malloc(n * sizeof *sh);
-    if (!sh) return;
+    if (!sh)
+        return;
     if (read_at(f->fd, sh, n * sizeof *sh, eh->e_shoff)) {
         free(sh);
         return;
@@ -141,25 +157,30 @@ static void load_sections(efile *f) {
     f->shnum = (size_t)n;
 }
 
-static void efile_close(efile *f) {
-    if (f->fd >= 0) close(f->fd);
+static void efile_close(efile *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
     free(f->sh);
     f->fd = -1;
     f->sh = NULL;
 }
 
-static int efile_open(efile *f, const char *path) {
+static int efile_open(efile *f, const char *path)
+{
     memset(f, 0, sizeof *f);
     f->fd = -1;
     /* O_NONBLOCK so that a FIFO given as PATH cannot block the open; only regular files pass. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     f->fd = fd;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(Elf64_Ehdr))
         goto fail;
     f->fsize = (uint64_t)st.st_size;
-    if (read_at(fd, &f->eh, sizeof f->eh, 0)) goto fail;
+    if (read_at(fd, &f->eh, sizeof f->eh, 0))
+        goto fail;
     const unsigned char *id = f->eh.e_ident;
     if (memcmp(id, ELFMAG, SELFMAG) != 0 || id[EI_CLASS] != ELFCLASS64 ||
         id[EI_DATA] != ELFDATA2LSB)
@@ -171,21 +192,26 @@ fail:
     return -1;
 }
 
-static const Elf64_Shdr *find_type(const efile *f, uint32_t type) {
+static const Elf64_Shdr *find_type(const efile *f, uint32_t type)
+{
     for (size_t i = 1; i < f->shnum; i++)
-        if (f->sh[i].sh_type == type) return &f->sh[i];
+        if (f->sh[i].sh_type == type)
+            return &f->sh[i];
     return NULL;
 }
 
-static const Elf64_Shdr *find_named(const efile *f, const char *want) {
-    if (!f->sh) return NULL;
+static const Elf64_Shdr *find_named(const efile *f, const char *want)
+{
+    if (!f->sh)
+        return NULL;
     uint64_t idx = f->eh.e_shstrndx == SHN_XINDEX ? f->sh[0].sh_link : f->eh.e_shstrndx;
     const Elf64_Shdr *ss = section(f, idx);
     if (!sec_has_data(f, ss) || ss->sh_type != SHT_STRTAB || ss->sh_size == 0 ||
         ss->sh_size > (1u << 20))
         return NULL;
     char *names = malloc(ss->sh_size);
-    if (!names) return NULL;
+    if (!names)
+        return NULL;
     const Elf64_Shdr *found = NULL;
     if (read_at(f->fd, names, ss->sh_size, ss->sh_offset) == 0) {
         size_t wlen = strlen(want);
@@ -200,16 +226,19 @@ static const Elf64_Shdr *find_named(const efile *f, const char *want) {
     return found;
 }
 
-static Elf64_Phdr *load_phdrs(const efile *f, size_t *count) {
+static Elf64_Phdr *load_phdrs(const efile *f, size_t *count)
+{
     const Elf64_Ehdr *eh = &f->eh;
     uint64_t n = eh->e_phnum;
-    if (n == PN_XNUM && f->sh) n = f->sh[0].sh_info;
+    if (n == PN_XNUM && f->sh)
+        n = f->sh[0].sh_info;
     *count = 0;
     if (n == 0 || eh->e_phentsize != sizeof(Elf64_Phdr) || n > MAX_SECTIONS ||
         !in_file(f, eh->e_phoff, n * sizeof(Elf64_Phdr)))
         return NULL;
     Elf64_Phdr *ph = malloc(n * sizeof *ph);
-    if (!ph) return NULL;
+    if (!ph)
+        return NULL;
     if (read_at(f->fd, ph, n * sizeof *ph, eh->e_phoff)) {
         free(ph);
         return NULL;
@@ -219,8 +248,8 @@ static Elf64_Phdr *load_phdrs(const efile *f, size_t *count) {
 }
 
 /* Returns the build id's length in bytes (copied to OUT), 0 if this note block has none. */
-static size_t notes_build_id(const unsigned char *buf, size_t len, size_t align,
-                             unsigned char *out) {
+static size_t notes_build_id(const unsigned char *buf, size_t len, size_t align, unsigned char *out)
+{
     size_t off = 0;
     while (len - off >= sizeof(Elf64_Nhdr)) {
         Elf64_Nhdr nh;
@@ -228,24 +257,29 @@ static size_t notes_build_id(const unsigned char *buf, size_t len, size_t align,
         off += sizeof nh;
         size_t namesz = ((size_t)nh.n_namesz + align - 1) & ~(align - 1);
         size_t descsz = ((size_t)nh.n_descsz + align - 1) & ~(align - 1);
-        if (namesz > len - off) return 0;
+        if (namesz > len - off)
+            return 0;
         const unsigned char *name = buf + off;
         off += namesz;
-        if (nh.n_descsz > len - off) return 0;
+        if (nh.n_descsz > len - off)
+            return 0;
         if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
             nh.n_descsz > 0 && nh.n_descsz <= BUILD_ID_MAX) {
             memcpy(out, buf + off, nh.n_descsz);
             return nh.n_descsz;
         }
-        if (descsz > len - off) return 0;
+        if (descsz > len - off)
+            return 0;
         off += descsz;
     }
     return 0;
 }
 
 static size_t note_range_build_id(const efile *f, uint64_t off, uint64_t size, uint64_t align,
-                                  unsigned char *out) {
-    if (size == 0 || size > MAX_NOTE_BYTES || !in_file(f, off, size)) return 0;
+                                  unsigned char *out)
+{
+    if (size == 0 || size > MAX_NOTE_BYTES || !in_file(f, off, size))
+        return 0;
     /* On the heap: the caller's thread may have a small stack. */
     unsigned char *buf = malloc((size_t)size);
     size_t n = 0;
@@ -258,12 +292,15 @@ static size_t note_range_build_id(const efile *f, uint64_t off, uint64_t size, u
 
 /* Section headers first: a separate debug file keeps its notes as sections, while its program
  * headers may describe data that is not in it. */
-static size_t read_build_id(const efile *f, unsigned char *out) {
+static size_t read_build_id(const efile *f, unsigned char *out)
+{
     for (size_t i = 1; i < f->shnum; i++) {
         const Elf64_Shdr *s = &f->sh[i];
-        if (s->sh_type != SHT_NOTE) continue;
+        if (s->sh_type != SHT_NOTE)
+            continue;
         size_t n = note_range_build_id(f, s->sh_offset, s->sh_size, s->sh_addralign, out);
-        if (n) return n;
+        if (n)
+            return n;
     }
     size_t nph;
     Elf64_Phdr *ph = load_phdrs(f, &nph);
@@ -275,7 +312,8 @@ static size_t read_build_id(const efile *f, unsigned char *out) {
     return n;
 }
 
-static void to_hex(const unsigned char *id, size_t len, char *out) {
+static void to_hex(const unsigned char *id, size_t len, char *out)
+{
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {
         out[2 * i] = digits[id[i] >> 4];
@@ -285,7 +323,8 @@ static void to_hex(const unsigned char *id, size_t len, char *out) {
 }
 
 /* The CRC .gnu_debuglink records: zlib's crc32. Only used when build ids cannot be compared. */
-static int file_crc32(int fd, uint64_t size, uint32_t *crc_out) {
+static int file_crc32(int fd, uint64_t size, uint32_t *crc_out)
+{
     uint32_t table[256];
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -294,7 +333,8 @@ static int file_crc32(int fd, uint64_t size, uint32_t *crc_out) {
         table[i] = c;
     }
     tbuf b = {0};
-    if (tbuf_reserve(&b, 1 << 16)) return -1;
+    if (tbuf_reserve(&b, 1 << 16))
+        return -1;
     uint32_t crc = 0xffffffffu;
     uint64_t off = 0;
     int rc = 0;
@@ -316,17 +356,22 @@ static int file_crc32(int fd, uint64_t size, uint32_t *crc_out) {
 /* Accepts PATH as the debug file of M only if it is ELF64 for the same machine, carries a
  * .symtab with data, and matches M by build id or, failing that, by the debuglink CRC. */
 static int try_debug(const char *path, const efile *m, const unsigned char *bid, size_t bidlen,
-                     const uint32_t *crc, efile *out) {
-    if (efile_open(out, path)) return -1;
+                     const uint32_t *crc, efile *out)
+{
+    if (efile_open(out, path))
+        return -1;
     const Elf64_Shdr *st = find_type(out, SHT_SYMTAB);
-    if (out->eh.e_machine != m->eh.e_machine || !sec_has_data(out, st)) goto reject;
+    if (out->eh.e_machine != m->eh.e_machine || !sec_has_data(out, st))
+        goto reject;
     unsigned char dbid[BUILD_ID_MAX];
     size_t dlen = bidlen ? read_build_id(out, dbid) : 0;
     if (bidlen && dlen) {
-        if (dlen != bidlen || memcmp(dbid, bid, bidlen) != 0) goto reject;
+        if (dlen != bidlen || memcmp(dbid, bid, bidlen) != 0)
+            goto reject;
     } else if (crc) {
         uint32_t got;
-        if (file_crc32(out->fd, out->fsize, &got) || got != *crc) goto reject;
+        if (file_crc32(out->fd, out->fsize, &got) || got != *crc)
+            goto reject;
     }
     return 0;
 reject:
@@ -335,7 +380,8 @@ reject:
 }
 
 /* Reads .gnu_debuglink: a bare file name (we refuse anything with a '/'), then a CRC32. */
-static int read_debuglink(const efile *f, char *name, size_t name_cap, uint32_t *crc) {
+static int read_debuglink(const efile *f, char *name, size_t name_cap, uint32_t *crc)
+{
     const Elf64_Shdr *s = find_named(f, ".gnu_debuglink");
     unsigned char buf[512];
     if (!sec_has_data(f, s) || s->sh_size < 6 || s->sh_size > sizeof buf ||
@@ -343,7 +389,8 @@ static int read_debuglink(const efile *f, char *name, size_t name_cap, uint32_t 
         return -1;
     size_t size = (size_t)s->sh_size;
     const unsigned char *nul = memchr(buf, 0, size);
-    if (!nul) return -1;
+    if (!nul)
+        return -1;
     size_t len = (size_t)(nul - buf);
     size_t crc_off = (len + 4) & ~(size_t)3;
     if (len == 0 || len >= name_cap || crc_off + 4 > size || memchr(buf, '/', len) ||
@@ -356,12 +403,14 @@ static int read_debuglink(const efile *f, char *name, size_t name_cap, uint32_t 
 
 static int try_debuglink_dir(const char *dir, const char *link, const efile *m,
                              const unsigned char *bid, size_t bidlen, const uint32_t *crc,
-                             efile *out) {
+                             efile *out)
+{
     static const char *const forms[] = {"%s/%s", "%s/.debug/%s", DEBUG_ROOT "%s/%s"};
     char path[PATH_MAX];
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         /* The global debug directory mirrors absolute paths only. */
-        if (i == 2 && dir[0] != '/') continue;
+        if (i == 2 && dir[0] != '/')
+            continue;
         int n = snprintf(path, sizeof path, forms[i], dir, link);
         if (n > 0 && (size_t)n < sizeof path && try_debug(path, m, bid, bidlen, crc, out) == 0)
             return 0;
@@ -369,7 +418,8 @@ static int try_debuglink_dir(const char *dir, const char *link, const efile *m,
     return -1;
 }
 
-static void dir_of(const char *path, char *out, size_t cap) {
+static void dir_of(const char *path, char *out, size_t cap)
+{
     const char *slash = strrchr(path, '/');
     size_t len = slash ? (size_t)(slash - path) : 0;
     if (!slash)
@@ -385,25 +435,30 @@ static void dir_of(const char *path, char *out, size_t cap) {
 /* Finds the separate debug file of M, the way gdb does: by build id under /usr/lib/debug,
  * then by .gnu_debuglink next to the file (as named and as resolved through symlinks). */
 static int open_debug_file(const efile *m, const char *path, const unsigned char *bid,
-                           size_t bidlen, efile *out) {
+                           size_t bidlen, efile *out)
+{
     char buf[PATH_MAX];
     if (bidlen >= 2) {
         char hex[2 * BUILD_ID_MAX + 1];
         to_hex(bid, bidlen, hex);
         snprintf(buf, sizeof buf, DEBUG_ROOT "/.build-id/%.2s/%s.debug", hex, hex + 2);
-        if (try_debug(buf, m, bid, bidlen, NULL, out) == 0) return 0;
+        if (try_debug(buf, m, bid, bidlen, NULL, out) == 0)
+            return 0;
     }
     char link[256];
     uint32_t crc;
-    if (read_debuglink(m, link, sizeof link, &crc)) return -1;
+    if (read_debuglink(m, link, sizeof link, &crc))
+        return -1;
     dir_of(path, buf, sizeof buf);
-    if (try_debuglink_dir(buf, link, m, bid, bidlen, &crc, out) == 0) return 0;
+    if (try_debuglink_dir(buf, link, m, bid, bidlen, &crc, out) == 0)
+        return 0;
     char *real = realpath(path, NULL);
     int rc = -1;
     if (real) {
         char rdir[PATH_MAX];
         dir_of(real, rdir, sizeof rdir);
-        if (strcmp(rdir, buf) != 0) rc = try_debuglink_dir(rdir, link, m, bid, bidlen, &crc, out);
+        if (strcmp(rdir, buf) != 0)
+            rc = try_debuglink_dir(rdir, link, m, bid, bidlen, &crc, out);
         free(real);
     }
     return rc;
@@ -426,7 +481,8 @@ typedef struct {
 
 /* Orders aliases at one address, best first: sized, typed FUNC/IFUNC, non-LOCAL, fewest
  * leading underscores (malloc over __libc_malloc), shortest. */
-static uint32_t rank_of(int sized, int typed, int global, const char *name, size_t len) {
+static uint32_t rank_of(int sized, int typed, int global, const char *name, size_t len)
+{
     size_t us = 0;
     while (us < len && name[us] == '_')
         us++;
@@ -436,7 +492,8 @@ static uint32_t rank_of(int sized, int typed, int global, const char *name, size
     return r;
 }
 
-static void add_symtab(builder *b, const efile *f, const Elf64_Shdr *symsh) {
+static void add_symtab(builder *b, const efile *f, const Elf64_Shdr *symsh)
+{
     if (!sec_has_data(f, symsh) || symsh->sh_entsize != sizeof(Elf64_Sym) ||
         symsh->sh_size > MAX_TABLE_BYTES)
         return;
@@ -450,7 +507,8 @@ static void add_symtab(builder *b, const efile *f, const Elf64_Shdr *symsh) {
         b->oom = 1;
         goto out;
     }
-    if (read_at(f->fd, strtab.p, strsz, strsh->sh_offset)) goto out;
+    if (read_at(f->fd, strtab.p, strsz, strsh->sh_offset))
+        goto out;
     const char *str = (const char *)strtab.p;
     uint64_t nsym = symsh->sh_size / sizeof(Elf64_Sym);
     for (uint64_t base = 0; base < nsym && !b->oom; base += SYM_CHUNK) {
@@ -463,24 +521,31 @@ static void add_symtab(builder *b, const efile *f, const Elf64_Shdr *symsh) {
             const Elf64_Sym *s = &syms[i];
             int type = ELF64_ST_TYPE(s->st_info), bind = ELF64_ST_BIND(s->st_info);
             int typed = type == STT_FUNC || type == STT_GNU_IFUNC;
-            if (!typed && type != STT_NOTYPE) continue;
+            if (!typed && type != STT_NOTYPE)
+                continue;
             /* Only symbols defined in a real section: this drops undefined imports and
              * absolute markers, and gives zero-sized ones the section end as a bound. */
             const Elf64_Shdr *sec = s->st_shndx < SHN_LORESERVE ? section(f, s->st_shndx) : NULL;
-            if (s->st_shndx == SHN_UNDEF || !sec || !(sec->sh_flags & SHF_ALLOC)) continue;
+            if (s->st_shndx == SHN_UNDEF || !sec || !(sec->sh_flags & SHF_ALLOC))
+                continue;
             /* Untyped symbols are data labels as often as code labels. */
-            if (!typed && !(sec->sh_flags & SHF_EXECINSTR)) continue;
-            if (s->st_name == 0 || s->st_name >= strsz) continue;
+            if (!typed && !(sec->sh_flags & SHF_EXECINSTR))
+                continue;
+            if (s->st_name == 0 || s->st_name >= strsz)
+                continue;
             const char *nm = str + s->st_name;
             const char *end = memchr(nm, 0, strsz - s->st_name);
-            if (!end || end == nm || (nm[0] == '.' && nm[1] == 'L')) continue;
+            if (!end || end == nm || (nm[0] == '.' && nm[1] == 'L'))
+                continue;
             size_t len = (size_t)(end - nm);
             /* .symtab spells versions into names ("memcpy@@GLIBC_2.14", "sigvec@GLIBC_2.2.5")
              * where .dynsym keeps them aside; drop them so that a library names its functions
              * the same whether or not its symbols came from a debug file. */
             const char *ver = memchr(nm, '@', len);
-            if (ver) len = (size_t)(ver - nm);
-            if (len == 0) continue;
+            if (ver)
+                len = (size_t)(ver - nm);
+            if (len == 0)
+                continue;
             size_t ncand = b->cands.len / sizeof(cand);
             if (b->names.len + len + 1 > UINT32_MAX || ncand >= UINT32_MAX ||
                 tbuf_reserve(&b->names, len + 1) || tbuf_reserve(&b->cands, sizeof(cand))) {
@@ -507,19 +572,24 @@ out:
     tbuf_free(&chunk);
 }
 
-static int cand_cmp(const void *pa, const void *pb) {
+static int cand_cmp(const void *pa, const void *pb)
+{
     const cand *a = pa, *b = pb;
-    if (a->addr != b->addr) return a->addr < b->addr ? -1 : 1;
-    if (a->rank != b->rank) return a->rank > b->rank ? -1 : 1;
+    if (a->addr != b->addr)
+        return a->addr < b->addr ? -1 : 1;
+    if (a->rank != b->rank)
+        return a->rank > b->rank ? -1 : 1;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-static uint64_t first_load_vaddr(const efile *f) {
+static uint64_t first_load_vaddr(const efile *f)
+{
     size_t n;
     Elf64_Phdr *ph = load_phdrs(f, &n);
     uint64_t lo = UINT64_MAX;
     for (size_t i = 0; i < n; i++)
-        if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < lo) lo = ph[i].p_vaddr;
+        if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < lo)
+            lo = ph[i].p_vaddr;
     free(ph);
     return lo == UINT64_MAX ? 0 : lo & ~PAGE_MASK_4K;
 }
@@ -527,13 +597,16 @@ static uint64_t first_load_vaddr(const efile *f) {
 /* Sorts and deduplicates the candidates, then packs the survivors into one allocation:
  * the object, addr[n], ext[n], name[n], the names, the build id. */
 static cs_elfsym *finish(builder *b, const efile *m, const unsigned char *bid, size_t bidlen,
-                         int source) {
+                         int source)
+{
     cand *c = (cand *)(void *)b->cands.p;
     size_t nc = b->cands.len / sizeof(cand);
-    if (nc) qsort(c, nc, sizeof *c, cand_cmp);
+    if (nc)
+        qsort(c, nc, sizeof *c, cand_cmp);
     size_t n = 0;
     for (size_t i = 0; i < nc; i++)
-        if (n == 0 || c[i].addr != c[n - 1].addr) c[n++] = c[i];
+        if (n == 0 || c[i].addr != c[n - 1].addr)
+            c[n++] = c[i];
     /* Turn sizes into extents; a zero-sized symbol stretches to its successor (it is the
      * "nearest preceding symbol" there) but never beyond its section. */
     size_t kept = 0;
@@ -546,24 +619,30 @@ static cs_elfsym *finish(builder *b, const efile *m, const unsigned char *bid, s
             ext = c[i].size;
         } else {
             uint64_t end = i + 1 < n ? c[i + 1].addr : UINT64_MAX;
-            if (c[i].limit < end) end = c[i].limit;
+            if (c[i].limit < end)
+                end = c[i].limit;
             ext = end > c[i].addr ? end - c[i].addr : 0;
             flag = IMPLIED_BIT;
         }
-        if (ext == 0) continue;
-        if (ext > EXTENT_MAX) ext = EXTENT_MAX;
-        if (!flag && ext > max_ext) max_ext = (uint32_t)ext;
+        if (ext == 0)
+            continue;
+        if (ext > EXTENT_MAX)
+            ext = EXTENT_MAX;
+        if (!flag && ext > max_ext)
+            max_ext = (uint32_t)ext;
         c[i].size = ext | flag;
         name_bytes += strlen((const char *)b->names.p + c[i].name) + 1;
         c[kept++] = c[i];
     }
     n = kept;
-    if (name_bytes > UINT32_MAX) return NULL;
+    if (name_bytes > UINT32_MAX)
+        return NULL;
     size_t hexlen = bidlen ? 2 * bidlen + 1 : 0;
     size_t bytes = sizeof(cs_elfsym) + n * (sizeof(uint64_t) + 2 * sizeof(uint32_t)) +
                    (size_t)name_bytes + hexlen;
     unsigned char *blk = malloc(bytes);
-    if (!blk) return NULL;
+    if (!blk)
+        return NULL;
     cs_elfsym *e = (cs_elfsym *)(void *)blk;
     uint64_t *addr = (uint64_t *)(void *)(blk + sizeof *e);
     uint32_t *ext = (uint32_t *)(void *)(addr + n);
@@ -598,10 +677,13 @@ static cs_elfsym *finish(builder *b, const efile *m, const unsigned char *bid, s
     return e;
 }
 
-cs_elfsym *cs_elfsym_open(const char *path) {
-    if (!path) return NULL;
+cs_elfsym *cs_elfsym_open(const char *path)
+{
+    if (!path)
+        return NULL;
     efile m;
-    if (efile_open(&m, path)) return NULL;
+    if (efile_open(&m, path))
+        return NULL;
     unsigned char bid[BUILD_ID_MAX];
     size_t bidlen = read_build_id(&m, bid);
     builder b = {0};
@@ -628,8 +710,10 @@ cs_elfsym *cs_elfsym_open(const char *path) {
     return e;
 }
 
-const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start) {
-    if (!e || e->n == 0) return NULL;
+const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start)
+{
+    if (!e || e->n == 0)
+        return NULL;
     size_t lo = 0, hi = e->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -638,48 +722,60 @@ const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_s
         else
             hi = mid;
     }
-    if (lo == 0) return NULL;
+    if (lo == 0)
+        return NULL;
     size_t i = lo - 1, hit = SIZE_MAX;
     /* A stretched extent ends at the next symbol, so only entry i can be one covering vaddr;
      * it is the fallback. A sized symbol containing vaddr wins, innermost first. */
-    if ((e->ext[i] & IMPLIED_BIT) && vaddr - e->addr[i] < (e->ext[i] & EXTENT_MAX)) hit = i;
+    if ((e->ext[i] & IMPLIED_BIT) && vaddr - e->addr[i] < (e->ext[i] & EXTENT_MAX))
+        hit = i;
     for (size_t j = i + 1, steps = 0; j-- > 0 && steps < MAX_BACKWALK; steps++) {
         uint64_t dist = vaddr - e->addr[j];
-        if (dist >= e->max_ext) break;
+        if (dist >= e->max_ext)
+            break;
         if (!(e->ext[j] & IMPLIED_BIT) && dist < e->ext[j]) {
             hit = j;
             break;
         }
     }
-    if (hit == SIZE_MAX) return NULL;
-    if (sym_start) *sym_start = e->addr[hit];
+    if (hit == SIZE_MAX)
+        return NULL;
+    if (sym_start)
+        *sym_start = e->addr[hit];
     return e->names + e->name[hit];
 }
 
-const char *cs_elfsym_build_id(const cs_elfsym *e) {
+const char *cs_elfsym_build_id(const cs_elfsym *e)
+{
     return e ? e->build_id : NULL;
 }
 
-uint64_t cs_elfsym_first_load_vaddr(const cs_elfsym *e) {
+uint64_t cs_elfsym_first_load_vaddr(const cs_elfsym *e)
+{
     return e ? e->first_load : 0;
 }
 
-int cs_elfsym_type(const cs_elfsym *e) {
+int cs_elfsym_type(const cs_elfsym *e)
+{
     return e ? e->type : ET_NONE;
 }
 
-size_t cs_elfsym_count(const cs_elfsym *e) {
+size_t cs_elfsym_count(const cs_elfsym *e)
+{
     return e ? e->n : 0;
 }
 
-size_t cs_elfsym_memory(const cs_elfsym *e) {
+size_t cs_elfsym_memory(const cs_elfsym *e)
+{
     return e ? e->bytes : 0;
 }
 
-int cs_elfsym_source(const cs_elfsym *e) {
+int cs_elfsym_source(const cs_elfsym *e)
+{
     return e ? e->source : CS_ELFSYM_SRC_NONE;
 }
 
-void cs_elfsym_close(cs_elfsym *e) {
+void cs_elfsym_close(cs_elfsym *e)
+{
     free(e);
 }

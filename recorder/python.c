@@ -33,17 +33,16 @@
 /* Every offset the reader uses, in bytes (masks for the PyUnicode state bit-field). The names
  * are those printed by tests/unit/gen_python_offsets.sh, which computes them with offsetof()
  * from each version's headers; -1 = no such field in that version. */
-#define CS_PY_LAYOUT_FIELDS(X)                                                                 \
-    X(ob_type) X(ob_size) X(bytes_sval)                                                        \
-    X(unicode_length) X(unicode_state) X(unicode_ascii_data) X(unicode_compact_data)           \
-    X(unicode_kind_mask) X(unicode_compact_bit) X(unicode_ascii_bit)                           \
-    X(tstate_interp) X(tstate_frame) X(cframe_current_frame)                                   \
-    X(tstate_datastack_chunk) X(tstate_datastack_limit)                                        \
-    X(frame_back) X(frame_code) X(frame_instr) X(frame_lineno) X(frame_trace)                  \
-    X(frame_is_entry) X(frame_owner) X(owner_cstack)                                           \
-    X(code_filename) X(code_name) X(code_qualname) X(code_firstlineno) X(code_linetable)       \
-    X(code_adaptive)                                                                           \
-    X(runtime_gil) X(interp_gil) X(gil_holder) X(gil_locked)
+#define CS_PY_LAYOUT_FIELDS(X)                                                                     \
+    X(ob_type)                                                                                     \
+    X(ob_size) X(bytes_sval) X(unicode_length) X(unicode_state) X(unicode_ascii_data)              \
+        X(unicode_compact_data) X(unicode_kind_mask) X(unicode_compact_bit) X(unicode_ascii_bit)   \
+            X(tstate_interp) X(tstate_frame) X(cframe_current_frame) X(tstate_datastack_chunk)     \
+                X(tstate_datastack_limit) X(frame_back) X(frame_code) X(frame_instr)               \
+                    X(frame_lineno) X(frame_trace) X(frame_is_entry) X(frame_owner)                \
+                        X(owner_cstack) X(code_filename) X(code_name) X(code_qualname)             \
+                            X(code_firstlineno) X(code_linetable) X(code_adaptive) X(runtime_gil)  \
+                                X(interp_gil) X(gil_holder) X(gil_locked)
 
 typedef struct py_layout {
     int minor;
@@ -74,77 +73,209 @@ static const size_t layout_offsets[] = {
  *     pointer (3.12+). */
 static const py_layout layouts[] = {
     {.minor = 8,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 48,
-     .unicode_compact_data = 72, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 48,
+     .unicode_compact_data = 72,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 24, .cframe_current_frame = -1,
-     .tstate_datastack_chunk = -1, .tstate_datastack_limit = -1,
-     .frame_back = 24, .frame_code = 32, .frame_instr = 104, .frame_lineno = 108,
-     .frame_trace = 80, .frame_is_entry = -1, .frame_owner = -1, .owner_cstack = -1,
-     .code_filename = 104, .code_name = 112, .code_qualname = -1, .code_firstlineno = 40,
-     .code_linetable = 120, .code_adaptive = -1,
-     .runtime_gil = 1152, .interp_gil = -1, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 24,
+     .cframe_current_frame = -1,
+     .tstate_datastack_chunk = -1,
+     .tstate_datastack_limit = -1,
+     .frame_back = 24,
+     .frame_code = 32,
+     .frame_instr = 104,
+     .frame_lineno = 108,
+     .frame_trace = 80,
+     .frame_is_entry = -1,
+     .frame_owner = -1,
+     .owner_cstack = -1,
+     .code_filename = 104,
+     .code_name = 112,
+     .code_qualname = -1,
+     .code_firstlineno = 40,
+     .code_linetable = 120,
+     .code_adaptive = -1,
+     .runtime_gil = 1152,
+     .interp_gil = -1,
+     .gil_holder = 8,
+     .gil_locked = 16},
     {.minor = 9,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 48,
-     .unicode_compact_data = 72, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 48,
+     .unicode_compact_data = 72,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 24, .cframe_current_frame = -1,
-     .tstate_datastack_chunk = -1, .tstate_datastack_limit = -1,
-     .frame_back = 24, .frame_code = 32, .frame_instr = 104, .frame_lineno = 108,
-     .frame_trace = 80, .frame_is_entry = -1, .frame_owner = -1, .owner_cstack = -1,
-     .code_filename = 104, .code_name = 112, .code_qualname = -1, .code_firstlineno = 40,
-     .code_linetable = 120, .code_adaptive = -1,
-     .runtime_gil = 352, .interp_gil = -1, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 24,
+     .cframe_current_frame = -1,
+     .tstate_datastack_chunk = -1,
+     .tstate_datastack_limit = -1,
+     .frame_back = 24,
+     .frame_code = 32,
+     .frame_instr = 104,
+     .frame_lineno = 108,
+     .frame_trace = 80,
+     .frame_is_entry = -1,
+     .frame_owner = -1,
+     .owner_cstack = -1,
+     .code_filename = 104,
+     .code_name = 112,
+     .code_qualname = -1,
+     .code_firstlineno = 40,
+     .code_linetable = 120,
+     .code_adaptive = -1,
+     .runtime_gil = 352,
+     .interp_gil = -1,
+     .gil_holder = 8,
+     .gil_locked = 16},
     {.minor = 10,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 48,
-     .unicode_compact_data = 72, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 48,
+     .unicode_compact_data = 72,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 24, .cframe_current_frame = -1,
-     .tstate_datastack_chunk = -1, .tstate_datastack_limit = -1,
-     .frame_back = 24, .frame_code = 32, .frame_instr = 96, .frame_lineno = 100,
-     .frame_trace = -1, .frame_is_entry = -1, .frame_owner = -1, .owner_cstack = -1,
-     .code_filename = 104, .code_name = 112, .code_qualname = -1, .code_firstlineno = 40,
-     .code_linetable = 120, .code_adaptive = -1,
-     .runtime_gil = 352, .interp_gil = -1, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 24,
+     .cframe_current_frame = -1,
+     .tstate_datastack_chunk = -1,
+     .tstate_datastack_limit = -1,
+     .frame_back = 24,
+     .frame_code = 32,
+     .frame_instr = 96,
+     .frame_lineno = 100,
+     .frame_trace = -1,
+     .frame_is_entry = -1,
+     .frame_owner = -1,
+     .owner_cstack = -1,
+     .code_filename = 104,
+     .code_name = 112,
+     .code_qualname = -1,
+     .code_firstlineno = 40,
+     .code_linetable = 120,
+     .code_adaptive = -1,
+     .runtime_gil = 352,
+     .interp_gil = -1,
+     .gil_holder = 8,
+     .gil_locked = 16},
     {.minor = 11,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 48,
-     .unicode_compact_data = 72, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 48,
+     .unicode_compact_data = 72,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 56, .cframe_current_frame = 8,
-     .tstate_datastack_chunk = 296, .tstate_datastack_limit = 312,
-     .frame_back = 48, .frame_code = 32, .frame_instr = 56, .frame_lineno = -1,
-     .frame_trace = -1, .frame_is_entry = 68, .frame_owner = -1, .owner_cstack = -1,
-     .code_filename = 112, .code_name = 120, .code_qualname = 128, .code_firstlineno = 72,
-     .code_linetable = 136, .code_adaptive = 184,
-     .runtime_gil = 360, .interp_gil = -1, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 56,
+     .cframe_current_frame = 8,
+     .tstate_datastack_chunk = 296,
+     .tstate_datastack_limit = 312,
+     .frame_back = 48,
+     .frame_code = 32,
+     .frame_instr = 56,
+     .frame_lineno = -1,
+     .frame_trace = -1,
+     .frame_is_entry = 68,
+     .frame_owner = -1,
+     .owner_cstack = -1,
+     .code_filename = 112,
+     .code_name = 120,
+     .code_qualname = 128,
+     .code_firstlineno = 72,
+     .code_linetable = 136,
+     .code_adaptive = 184,
+     .runtime_gil = 360,
+     .interp_gil = -1,
+     .gil_holder = 8,
+     .gil_locked = 16},
     {.minor = 12,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 40,
-     .unicode_compact_data = 56, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 40,
+     .unicode_compact_data = 56,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 56, .cframe_current_frame = 0,
-     .tstate_datastack_chunk = 232, .tstate_datastack_limit = 248,
-     .frame_back = 8, .frame_code = 0, .frame_instr = 56, .frame_lineno = -1,
-     .frame_trace = -1, .frame_is_entry = -1, .frame_owner = 70, .owner_cstack = 3,
-     .code_filename = 112, .code_name = 120, .code_qualname = 128, .code_firstlineno = 68,
-     .code_linetable = 136, .code_adaptive = 192,
-     .runtime_gil = -1, .interp_gil = 384, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 56,
+     .cframe_current_frame = 0,
+     .tstate_datastack_chunk = 232,
+     .tstate_datastack_limit = 248,
+     .frame_back = 8,
+     .frame_code = 0,
+     .frame_instr = 56,
+     .frame_lineno = -1,
+     .frame_trace = -1,
+     .frame_is_entry = -1,
+     .frame_owner = 70,
+     .owner_cstack = 3,
+     .code_filename = 112,
+     .code_name = 120,
+     .code_qualname = 128,
+     .code_firstlineno = 68,
+     .code_linetable = 136,
+     .code_adaptive = 192,
+     .runtime_gil = -1,
+     .interp_gil = 384,
+     .gil_holder = 8,
+     .gil_locked = 16},
     {.minor = 13,
-     .ob_type = 8, .ob_size = 16, .bytes_sval = 32,
-     .unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = 40,
-     .unicode_compact_data = 56, .unicode_kind_mask = 28, .unicode_compact_bit = 32,
+     .ob_type = 8,
+     .ob_size = 16,
+     .bytes_sval = 32,
+     .unicode_length = 16,
+     .unicode_state = 32,
+     .unicode_ascii_data = 40,
+     .unicode_compact_data = 56,
+     .unicode_kind_mask = 28,
+     .unicode_compact_bit = 32,
      .unicode_ascii_bit = 64,
-     .tstate_interp = 16, .tstate_frame = 72, .cframe_current_frame = -1,
-     .tstate_datastack_chunk = 232, .tstate_datastack_limit = 248,
-     .frame_back = 8, .frame_code = 0, .frame_instr = 56, .frame_lineno = -1,
-     .frame_trace = -1, .frame_is_entry = -1, .frame_owner = 70, .owner_cstack = 3,
-     .code_filename = 112, .code_name = 120, .code_qualname = 128, .code_firstlineno = 68,
-     .code_linetable = 136, .code_adaptive = 200,
-     .runtime_gil = -1, .interp_gil = 16, .gil_holder = 8, .gil_locked = 16},
+     .tstate_interp = 16,
+     .tstate_frame = 72,
+     .cframe_current_frame = -1,
+     .tstate_datastack_chunk = 232,
+     .tstate_datastack_limit = 248,
+     .frame_back = 8,
+     .frame_code = 0,
+     .frame_instr = 56,
+     .frame_lineno = -1,
+     .frame_trace = -1,
+     .frame_is_entry = -1,
+     .frame_owner = 70,
+     .owner_cstack = 3,
+     .code_filename = 112,
+     .code_name = 120,
+     .code_qualname = 128,
+     .code_firstlineno = 68,
+     .code_linetable = 136,
+     .code_adaptive = 200,
+     .runtime_gil = -1,
+     .interp_gil = 16,
+     .gil_holder = 8,
+     .gil_locked = 16},
 };
 
 static const py_layout *layout_for(int minor)
@@ -280,10 +411,10 @@ static int rd_u64(pid_t pid, uint64_t addr, uint64_t *v)
 typedef struct lt_stream {
     pid_t pid;
     uint64_t data;
-    int64_t size;    /* bytes in the table (capped at LT_WALK_MAX) */
-    int64_t lo, hi;  /* p holds [lo, hi) */
+    int64_t size;   /* bytes in the table (capped at LT_WALK_MAX) */
+    int64_t lo, hi; /* p holds [lo, hi) */
     const uint8_t *p;
-    uint8_t *buf;    /* LT_CHUNK bytes for later parts */
+    uint8_t *buf; /* LT_CHUNK bytes for later parts */
 } lt_stream;
 
 /* Opens the bytes object at OBJ. HEAD, if not NULL, holds its first LT_HEAD bytes as read
@@ -480,7 +611,7 @@ static uint64_t line_hash(const cs_pyframe *f, uint64_t lt, int64_t off)
     return h;
 }
 
-#define LC_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define LC_LOAD(x)     atomic_load_explicit(&(x), memory_order_relaxed)
 #define LC_STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 static int line_cached(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t *line)
@@ -510,9 +641,8 @@ static void line_store(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t li
         return;
     line_slot *s = &t[line_hash(f, lt, off) & (LINE_SLOTS - 1)];
     uint64_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
-    if ((q & 1) || !atomic_compare_exchange_strong_explicit(&s->seq, &q, q + 1,
-                                                            memory_order_acquire,
-                                                            memory_order_relaxed))
+    if ((q & 1) || !atomic_compare_exchange_strong_explicit(
+                       &s->seq, &q, q + 1, memory_order_acquire, memory_order_relaxed))
         return; /* being written by someone else: skip, never wait */
     atomic_thread_fence(memory_order_release);
     LC_STORE(s->code, f->code);
@@ -528,12 +658,12 @@ static void line_store(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t li
 /* --- the walk ----------------------------------------------------------------------- */
 
 #define FRAME_BUF 128
-#define CODE_BUF 160
+#define CODE_BUF  160
 /* 3.11+ frames of one thread sit next to each other in its data stack chunk: one read of up
  * to this many bytes below the innermost frame usually holds all of them. */
 #define WINDOW 8192
 /* Code objects read with one system call; line table heads with one call per LT_BATCH. */
-#define BATCH 32
+#define BATCH    32
 #define LT_BATCH 16
 /* Line numbers not known yet while the frames are collected. */
 #define LINE_PENDING INT32_MIN
@@ -851,7 +981,7 @@ static int put_utf8(char *out, int len, int cap, uint32_t c)
 /* Characters kept per string: every character takes one UTF-8 byte or more, so no more than
  * CS_PY_FILENAME_MAX characters can fit; 4 bytes each for the widest kind. */
 #define STR_HDR_MAX 96
-#define STR_BUF (STR_HDR_MAX + 4 * CS_PY_FILENAME_MAX)
+#define STR_BUF     (STR_HDR_MAX + 4 * CS_PY_FILENAME_MAX)
 
 /* Copies the str object at OBJ into OUT as UTF-8, at most CAP bytes plus a NUL. Only compact
  * strings (what code object names always are) are read. Returns the length or -1. */
@@ -910,15 +1040,19 @@ static int read_str(pid_t pid, uint64_t obj, char *out, int cap)
     return len;
 }
 
-/* The name cache: open addressing, insert-only. A slot goes 0 (free) -> 1 (being written, by
- * the one handler that won the compare-and-swap) -> 2 (ready, never changes again). Readers
- * only look at the key and names of ready slots, so no lock is needed anywhere. */
+/* The name cache: open addressing, insert-only. A slot is claimed by setting its tag (0 when
+ * free) from 0 to the key's hash with a compare-and-swap; the one handler that won writes the
+ * key and names, then sets ready (release). Readers only look at the key and names of ready
+ * slots, so no lock is needed anywhere. A handler that finds a slot with its own tag that is
+ * not ready yet leaves: the same key is being written by another (or by the code it
+ * interrupted), and waiting is not an option in a handler. */
 #define NAME_SLOTS 8192u /* power of two */
 #define NAME_LIMIT (NAME_SLOTS / 8 * 7)
 #define NAME_PROBES 64
 
 typedef struct name_slot {
-    _Atomic uint32_t state;
+    _Atomic uint64_t tag; /* key hash | 1, 0 = free */
+    _Atomic uint32_t ready;
     int32_t firstline;
     uint64_t code, name_ptr, file_ptr;
     char qualname[CS_PY_QUALNAME_MAX + 1];
@@ -937,7 +1071,7 @@ static uint64_t key_hash(const cs_pyframe *f)
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
-    return h;
+    return h | 1;
 }
 
 static int key_eq(const name_slot *s, const cs_pyframe *f)
@@ -946,14 +1080,23 @@ static int key_eq(const name_slot *s, const cs_pyframe *f)
            s->firstline == f->firstline;
 }
 
-static name_slot *find(name_slot *t, const cs_pyframe *f, uint64_t h)
+/* The ready slot holding F's key, or NULL. *BUSY is set if a slot with F's tag is still being
+ * written. */
+static name_slot *find(name_slot *t, const cs_pyframe *f, uint64_t h, int *busy)
 {
     for (unsigned i = 0; i < NAME_PROBES; i++) {
         name_slot *s = &t[(h + i) & (NAME_SLOTS - 1)];
-        uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == 0)
+        uint64_t tag = atomic_load_explicit(&s->tag, memory_order_acquire);
+        if (tag == 0)
             return NULL;
-        if (st == 2 && key_eq(s, f))
+        if (tag != h)
+            continue;
+        if (!atomic_load_explicit(&s->ready, memory_order_acquire)) {
+            if (busy)
+                *busy = 1;
+            continue;
+        }
+        if (key_eq(s, f))
             return s;
     }
     return NULL;
@@ -965,7 +1108,8 @@ void cs_python_remember(const cs_pyframe *f)
     if (!f || !t || !f->code || !atomic_load_explicit(&ready, memory_order_acquire))
         return;
     uint64_t h = key_hash(f);
-    if (find(t, f, h))
+    int busy = 0;
+    if (find(t, f, h, &busy) || busy)
         return;
     if (atomic_load_explicit(&names_used, memory_order_relaxed) >= NAME_LIMIT) {
         atomic_fetch_add_explicit(&names_dropped, 1, memory_order_relaxed);
@@ -981,10 +1125,10 @@ void cs_python_remember(const cs_pyframe *f)
         goto out;
     for (unsigned i = 0; i < NAME_PROBES; i++) {
         name_slot *s = &t[(h + i) & (NAME_SLOTS - 1)];
-        uint32_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == 0 && atomic_compare_exchange_strong_explicit(&s->state, &st, 1,
-                                                               memory_order_acq_rel,
-                                                               memory_order_acquire)) {
+        uint64_t tag = atomic_load_explicit(&s->tag, memory_order_acquire);
+        if (tag == 0 && atomic_compare_exchange_strong_explicit(&s->tag, &tag, h,
+                                                                memory_order_acq_rel,
+                                                                memory_order_acquire)) {
             s->code = f->code;
             s->name_ptr = f->name_ptr;
             s->file_ptr = f->file_ptr;
@@ -992,12 +1136,11 @@ void cs_python_remember(const cs_pyframe *f)
             memcpy(s->qualname, q, sizeof q);
             memcpy(s->filename, fn, sizeof fn);
             atomic_fetch_add_explicit(&names_used, 1, memory_order_relaxed);
-            atomic_store_explicit(&s->state, 2, memory_order_release);
+            atomic_store_explicit(&s->ready, 1, memory_order_release);
             goto out;
         }
-        /* Another handler wrote this key meanwhile. A slot still being written (1) may hold
-         * it too: then the key is stored twice, which costs a slot and nothing else. */
-        if (st == 2 && key_eq(s, f))
+        /* Another handler took this slot meanwhile, maybe for this very key. */
+        if (tag == h && (!atomic_load_explicit(&s->ready, memory_order_acquire) || key_eq(s, f)))
             goto out;
     }
     atomic_fetch_add_explicit(&names_dropped, 1, memory_order_relaxed);
@@ -1010,7 +1153,7 @@ int cs_python_lookup(const cs_pyframe *f, const char **qualname, const char **fi
     name_slot *t = atomic_load_explicit(&names, memory_order_acquire);
     if (!f || !t)
         return 0;
-    name_slot *s = find(t, f, key_hash(f));
+    name_slot *s = find(t, f, key_hash(f), NULL);
     if (!s)
         return 0;
     if (qualname)
@@ -1037,7 +1180,9 @@ uint64_t cs_python_names_dropped(void)
 typedef struct dbg313 {
     char cookie[8];
     uint64_t version, free_threaded;
-    struct { uint64_t size, finalizing, interpreters_head; } runtime_state;
+    struct {
+        uint64_t size, finalizing, interpreters_head;
+    } runtime_state;
     struct {
         uint64_t size, id, next, threads_head, gc, imports_modules, sysdict, builtins, ceval_gil,
             gil_runtime_state, gil_runtime_state_enabled, gil_runtime_state_locked,
@@ -1047,20 +1192,40 @@ typedef struct dbg313 {
         uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
             datastack_chunk, status;
     } thread_state;
-    struct { uint64_t size, previous, executable, instr_ptr, localsplus, owner; } interpreter_frame;
     struct {
-        uint64_t size, filename, name, qualname, linetable, firstlineno, argcount,
-            localsplusnames, localspluskinds, co_code_adaptive;
+        uint64_t size, previous, executable, instr_ptr, localsplus, owner;
+    } interpreter_frame;
+    struct {
+        uint64_t size, filename, name, qualname, linetable, firstlineno, argcount, localsplusnames,
+            localspluskinds, co_code_adaptive;
     } code_object;
-    struct { uint64_t size, ob_type; } pyobject;
-    struct { uint64_t size, tp_name, tp_repr, tp_flags; } type_object;
-    struct { uint64_t size, ob_item, ob_size; } tuple_object;
-    struct { uint64_t size, ob_item, ob_size; } list_object;
-    struct { uint64_t size, ma_keys, ma_values; } dict_object;
-    struct { uint64_t size, ob_fval; } float_object;
-    struct { uint64_t size, lv_tag, ob_digit; } long_object;
-    struct { uint64_t size, ob_size, ob_sval; } bytes_object;
-    struct { uint64_t size, state, length, asciiobject_size; } unicode_object;
+    struct {
+        uint64_t size, ob_type;
+    } pyobject;
+    struct {
+        uint64_t size, tp_name, tp_repr, tp_flags;
+    } type_object;
+    struct {
+        uint64_t size, ob_item, ob_size;
+    } tuple_object;
+    struct {
+        uint64_t size, ob_item, ob_size;
+    } list_object;
+    struct {
+        uint64_t size, ma_keys, ma_values;
+    } dict_object;
+    struct {
+        uint64_t size, ob_fval;
+    } float_object;
+    struct {
+        uint64_t size, lv_tag, ob_digit;
+    } long_object;
+    struct {
+        uint64_t size, ob_size, ob_sval;
+    } bytes_object;
+    struct {
+        uint64_t size, state, length, asciiobject_size;
+    } unicode_object;
 } dbg313;
 
 /* Compares the typed 3.13 table with the interpreter's own offsets. NULL or the first field
@@ -1068,8 +1233,8 @@ typedef struct dbg313 {
 static const char *check_313(const dbg313 *d, const py_layout *L)
 {
     const uint64_t gil = d->interpreter_state.gil_runtime_state;
-#define CS_CHECK(have, want)                                                                   \
-    if ((uint64_t)(have) != (uint64_t)(want))                                                  \
+#define CS_CHECK(have, want)                                                                       \
+    if ((uint64_t)(have) != (uint64_t)(want))                                                      \
         return #want;
     CS_CHECK(d->thread_state.interp, L->tstate_interp)
     CS_CHECK(d->thread_state.current_frame, L->tstate_frame)
@@ -1246,7 +1411,7 @@ static int detect(void)
     py.get_tstate = (tstate_fn)(uintptr_t)get_tstate;
     py.kind_shift = (unsigned)__builtin_ctz((unsigned)L->unicode_kind_mask);
     int32_t fmax = L->frame_back;
-    const int32_t ff[] = {L->frame_code, L->frame_instr, L->frame_lineno, L->frame_trace,
+    const int32_t ff[] = {L->frame_code,     L->frame_instr, L->frame_lineno, L->frame_trace,
                           L->frame_is_entry, L->frame_owner, L->ob_type};
     for (size_t i = 0; i < sizeof ff / sizeof ff[0]; i++)
         if (ff[i] > fmax)

@@ -38,9 +38,9 @@ typedef struct cs_sample {
     uint16_t nframes;
     uint32_t count; /* samples this record stands for (CPU timer overruns + 1) */
     char thread_name[16];
-    uint16_t npy;  /* Python frames, innermost first (0: none or not Python) */
-    int16_t gil;   /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
-    char tags[CS_TAGS_MAX + 1]; /* the thread's tags, "k=v,k=v" */
+    uint16_t npy;                /* Python frames, innermost first (0: none or not Python) */
+    int16_t gil;                 /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
+    char tags[CS_TAGS_MAX + 1];  /* the thread's tags, "k=v,k=v" */
     uint64_t ips[CS_MAX_FRAMES]; /* innermost first; ips[0] is the interrupted pc */
     cs_pyframe py[CS_MAX_PYFRAMES];
 } cs_sample;

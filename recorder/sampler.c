@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -82,6 +83,19 @@ int cs_sampler_python_stack(cs_pyframe *py, int max)
     return n;
 }
 
+size_t cs_sampler_stack_room(void)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    cs_thread *t = cs_thread_self();
+    if (t && t->altstack && sp >= (uintptr_t)t->altstack &&
+        sp < (uintptr_t)t->altstack + t->altstack_size)
+        return SIZE_MAX; /* ours: sized for this */
+    stack_t ss;
+    if (syscall(SYS_sigaltstack, NULL, &ss) != 0 || !(ss.ss_flags & SS_ONSTACK))
+        return SIZE_MAX; /* a thread stack */
+    return sp > (uintptr_t)ss.ss_sp ? sp - (uintptr_t)ss.ss_sp : 0;
+}
+
 static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
@@ -99,6 +113,14 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     }
     interrupts++;
     cs_thread *t = cs_thread_self();
+    if (cs_sampler_stack_room() < CS_HANDLER_ROOM) {
+        /* On a small alternate stack of the program's: no sample rather than an overflow. */
+        if (kind == CS_KIND_WALL && t)
+            atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent),
+                                  memory_order_release);
+        errno = saved_errno;
+        return;
+    }
     if (kind == CS_KIND_CRASH_STACK) {
         cs_thread_stack *area = atomic_load(&crash_area);
         int idx = t ? cs_thread_index(t) : -1;
@@ -142,6 +164,20 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     errno = saved_errno;
 }
 
+/* Queues the sampling signal to thread TID with KIND as its value: SI_QUEUE from our own
+ * pid is how the handler tells crashscope's requests from anybody else's. */
+static int send_request(pid_t tid, int kind)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sample_sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = my_pid;
+    si.si_uid = getuid();
+    si.si_value.sival_int = kind;
+    return (int)syscall(SYS_rt_tgsigqueueinfo, my_pid, tid, sample_sig, &si);
+}
+
 void cs_sampler_set_crashing(int on)
 {
     atomic_store(&crashing, on);
@@ -162,14 +198,7 @@ int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms)
             continue;
         area[i].tid = t->tid;
         memcpy(area[i].name, t->name, sizeof area[i].name);
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        si.si_signo = sample_sig;
-        si.si_code = SI_QUEUE;
-        si.si_pid = my_pid;
-        si.si_uid = getuid();
-        si.si_value.sival_int = CS_KIND_CRASH_STACK;
-        if (syscall(SYS_rt_tgsigqueueinfo, my_pid, t->tid, sample_sig, &si) == 0)
+        if (send_request(t->tid, CS_KIND_CRASH_STACK) == 0)
             asked++;
     }
     /* Bounded: a thread that blocks the signal, or is stopped, is reported as such. */
@@ -231,15 +260,8 @@ static void wall_tick(int *rr)
             /* On the CPU for most of the last period: its CPU samples already show where. */
             push_idle(t, tid, when, CS_KIND_WALL_BUSY);
         } else if (!pending && sent < CS_WALL_SIGNALS_PER_TICK) {
-            siginfo_t si;
-            memset(&si, 0, sizeof si);
-            si.si_signo = sample_sig;
-            si.si_code = SI_QUEUE;
-            si.si_pid = my_pid;
-            si.si_uid = getuid();
-            si.si_value.sival_int = CS_KIND_WALL;
             atomic_fetch_add(&t->wall_sent, 1);
-            if (syscall(SYS_rt_tgsigqueueinfo, my_pid, tid, sample_sig, &si) != 0)
+            if (send_request(tid, CS_KIND_WALL) != 0)
                 atomic_store(&t->wall_done, atomic_load(&t->wall_sent));
             sent++;
         } else if (have) {

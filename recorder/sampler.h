@@ -51,6 +51,14 @@ void cs_sampler_set_crashing(int on);
 /* Async-signal-safe: the calling thread's Python frames into PY (names remembered), or 0. */
 int cs_sampler_python_stack(cs_pyframe *py, int max);
 
+/* Bytes of stack left below the caller when it runs on an alternate signal stack that is not
+ * crashscope's (the program's, e.g. Python's faulthandler allocates a 16 KiB one on the heap);
+ * SIZE_MAX otherwise. Handlers check it before deep work: overflowing such a stack would
+ * write into the program's heap. Async-signal-safe. */
+#include <stddef.h>
+size_t cs_sampler_stack_room(void);
+#define CS_HANDLER_ROOM (64 * 1024)
+
 /* How many sampling signals this thread has handled; the sleep wrappers use it to tell an
  * interruption by crashscope from one by the program's own signals. Async-signal-safe. */
 unsigned cs_sampler_interrupts(void);

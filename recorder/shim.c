@@ -288,7 +288,7 @@ static void before_exec(void)
         cs_signals_program_action(sig, &prog);
         int (*real_sa)(int, const struct sigaction *, struct sigaction *) =
             (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT,
-                                                                                "sigaction");
+                                                                              "sigaction");
         if (real_sa) {
             real_sa(sig, &ign, NULL);
             real_sa(sig, &prog, NULL);
@@ -380,18 +380,18 @@ CS_PUBLIC int execveat(int dirfd, const char *path, char *const argv[], char *co
 }
 
 /* The execl family: collect the variadic arguments, then go through the wrappers above. */
-#define COLLECT_ARGS(arg0, ap, argv, envp_out)                                                 \
-    size_t n_ = 1;                                                                             \
-    va_start(ap, arg0);                                                                        \
-    while (va_arg(ap, char *))                                                                 \
-        n_++;                                                                                  \
-    va_end(ap);                                                                                \
-    char **argv = alloca((n_ + 1) * sizeof(char *));                                           \
-    va_start(ap, arg0);                                                                        \
-    argv[0] = (char *)arg0;                                                                    \
-    for (size_t i_ = 1; i_ <= n_; i_++)                                                        \
-        argv[i_] = va_arg(ap, char *);                                                         \
-    envp_out;                                                                                  \
+#define COLLECT_ARGS(arg0, ap, argv, envp_out)                                                     \
+    size_t n_ = 1;                                                                                 \
+    va_start(ap, arg0);                                                                            \
+    while (va_arg(ap, char *))                                                                     \
+        n_++;                                                                                      \
+    va_end(ap);                                                                                    \
+    char **argv = alloca((n_ + 1) * sizeof(char *));                                               \
+    va_start(ap, arg0);                                                                            \
+    argv[0] = (char *)arg0;                                                                        \
+    for (size_t i_ = 1; i_ <= n_; i_++)                                                            \
+        argv[i_] = va_arg(ap, char *);                                                             \
+    envp_out;                                                                                      \
     va_end(ap)
 
 CS_PUBLIC int execl(const char *path, const char *arg, ...)

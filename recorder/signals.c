@@ -80,8 +80,7 @@ static int real(int sig, const struct sigaction *act, struct sigaction *old)
 int cs_signals_is_default(int sig)
 {
     struct sigaction old;
-    return real(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
-           old.sa_handler == SIG_DFL;
+    return real(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
 }
 
 int cs_signals_claim(int sig, cs_sig_handler handler, int flags)

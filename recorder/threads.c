@@ -15,6 +15,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -93,21 +94,29 @@ static void arm(cs_thread *t)
  * clean fault. */
 #define ALTSTACK_SIZE (128 * 1024)
 
+/* The real sigaltstack: the interposer below is for the program. */
+static int kernel_sigaltstack(const stack_t *ss, stack_t *old)
+{
+    return (int)syscall(SYS_sigaltstack, ss, old);
+}
+
 static void give_altstack(cs_thread *t)
 {
     stack_t old;
     t->altstack = NULL;
-    if (sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE))
+    memset(&t->program_ss, 0, sizeof t->program_ss);
+    t->program_ss.ss_flags = SS_DISABLE;
+    if (kernel_sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE))
         return;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t total = ALTSTACK_SIZE + page;
-    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                   -1, 0);
+    void *p =
+        mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (p == MAP_FAILED)
         return;
     mprotect(p, page, PROT_NONE);
     stack_t ss = {.ss_sp = (char *)p + page, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
-    if (sigaltstack(&ss, NULL) != 0) {
+    if (kernel_sigaltstack(&ss, NULL) != 0) {
         munmap(p, total);
         return;
     }
@@ -121,8 +130,8 @@ static void take_altstack(cs_thread *t)
         return;
     stack_t cur;
     /* Only if it is still ours (the program may have installed its own since). */
-    if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == (char *)t->altstack + t->altstack_size -
-                                                       ALTSTACK_SIZE) {
+    if (sigaltstack(NULL, &cur) == 0 &&
+        cur.ss_sp == (char *)t->altstack + t->altstack_size - ALTSTACK_SIZE) {
         stack_t off = {.ss_flags = SS_DISABLE};
         sigaltstack(&off, NULL);
         munmap(t->altstack, t->altstack_size);
@@ -220,6 +229,52 @@ void cs_threads_rearm_all(void)
     for (int i = 0; i < hw; i++)
         if (atomic_load(&table[i].state) == CS_SLOT_LIVE && !table[i].has_timer)
             arm(&table[i]);
+}
+
+/* --- the sigaltstack interposer ----------------------------------------------------------
+ *
+ * A thread keeps crashscope's 128 KiB alternate stack even when the program asks for a
+ * smaller one of its own (Python's faulthandler allocates 16 KiB): crashscope's handlers run
+ * first on that stack and need the room, and the program's handlers, chained from them, run
+ * there too, so the program still gets what it wanted (its handlers survive a stack
+ * overflow). The program sees exactly the stack it set. A bigger stack is installed as asked,
+ * and then crashscope's is released. */
+CS_PUBLIC int sigaltstack(const stack_t *ss, stack_t *old)
+{
+    cs_thread *t = self;
+    if (!cs_shim_active() || !t || !t->altstack)
+        return kernel_sigaltstack(ss, old);
+    stack_t cur;
+    if (kernel_sigaltstack(NULL, &cur) != 0 || cur.ss_sp != (char *)t->altstack +
+                                                              t->altstack_size - ALTSTACK_SIZE)
+        return kernel_sigaltstack(ss, old); /* ours is not installed any more */
+    stack_t prev = t->program_ss;
+    prev.ss_flags = (prev.ss_flags & SS_DISABLE) | (cur.ss_flags & SS_ONSTACK);
+    if (ss) {
+        if (cur.ss_flags & SS_ONSTACK) {
+            errno = EPERM; /* as the kernel says while a handler runs on it */
+            return -1;
+        }
+        if (!(ss->ss_flags & SS_DISABLE)) {
+            if (ss->ss_size < (size_t)MINSIGSTKSZ) {
+                errno = ENOMEM;
+                return -1;
+            }
+            if (ss->ss_size > ALTSTACK_SIZE) {
+                if (kernel_sigaltstack(ss, NULL) != 0)
+                    return -1;
+                munmap(t->altstack, t->altstack_size);
+                t->altstack = NULL;
+                if (old)
+                    *old = prev;
+                return 0;
+            }
+        }
+        t->program_ss = *ss;
+    }
+    if (old)
+        *old = prev;
+    return 0;
 }
 
 /* --- the pthread_create interposer ------------------------------------------------- */

@@ -10,6 +10,7 @@
 #define CS_THREADS_H
 
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -32,6 +33,7 @@ typedef struct cs_thread {
     char name[16];
     void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
     size_t altstack_size;
+    stack_t program_ss; /* what the program asked sigaltstack() for, while ours stays */
 } cs_thread;
 
 /* The calling thread's slot, or NULL if it is not registered. Async-signal-safe. */
@@ -61,8 +63,6 @@ void cs_threads_init(void);
 
 /* The kernel's id of the calling thread (no glibc cache involved). Async-signal-safe. */
 pid_t cs_gettid(void);
-
-
 
 /* Starts one of crashscope's own threads: never registered or sampled, every signal
  * blocked so the program's signals go to the program's threads. */

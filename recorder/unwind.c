@@ -141,6 +141,19 @@ void cs_unwind_refresh_modules(void)
     refresh(0);
 }
 
+/* Counts this reader on the current snapshot (re-checked after counting, so a concurrent
+ * swap never refills a buffer under it); release with atomic_fetch_sub on snap_readers. */
+static int acquire_snapshot(void)
+{
+    for (;;) {
+        int idx = atomic_load(&current_snap);
+        atomic_fetch_add(&snap_readers[idx], 1);
+        if (atomic_load(&current_snap) == idx)
+            return idx;
+        atomic_fetch_sub(&snap_readers[idx], 1);
+    }
+}
+
 CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
 {
     if (!in_unwind) {
@@ -148,14 +161,7 @@ CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), 
             real_iterate = (iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
         return real_iterate ? real_iterate(cb, data) : 0;
     }
-    int idx, ret = 0;
-    for (;;) {
-        idx = atomic_load(&current_snap);
-        atomic_fetch_add(&snap_readers[idx], 1);
-        if (atomic_load(&current_snap) == idx)
-            break;
-        atomic_fetch_sub(&snap_readers[idx], 1);
-    }
+    int idx = acquire_snapshot(), ret = 0;
     reading_snap = idx + 1;
     snapshot *s = &snaps[idx];
     for (int i = 0; i < s->n && ret == 0; i++)
@@ -167,14 +173,7 @@ CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), 
 
 void cs_unwind_each_module(void (*cb)(const struct dl_phdr_info *m, void *ctx), void *ctx)
 {
-    int idx;
-    for (;;) {
-        idx = atomic_load(&current_snap);
-        atomic_fetch_add(&snap_readers[idx], 1);
-        if (atomic_load(&current_snap) == idx)
-            break;
-        atomic_fetch_sub(&snap_readers[idx], 1);
-    }
+    int idx = acquire_snapshot();
     snapshot *s = &snaps[idx];
     for (int i = 0; i < s->n; i++)
         cb(&s->mods[i], ctx);
@@ -232,8 +231,9 @@ int cs_unwind_init(void)
 static int fast_unwind(ucontext_t *uc, uint64_t *ips, int max)
 {
     void *buf[CS_FAST_MAX + SKIP_MAX];
-    int want = max + SKIP_MAX < (int)(sizeof buf / sizeof buf[0]) ? max + SKIP_MAX
-                                                                   : (int)(sizeof buf / sizeof buf[0]);
+    int want = max + SKIP_MAX < (int)(sizeof buf / sizeof buf[0])
+                   ? max + SKIP_MAX
+                   : (int)(sizeof buf / sizeof buf[0]);
     int n = unw.backtrace(buf, want);
     uint64_t pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
     for (int k = 0; k < n && k < SKIP_MAX; k++) {
@@ -316,9 +316,7 @@ void cs_unwind_warm_thread(void)
         do_unwind(&uc, ips, 8, 0);
     if (unw.backtrace) { /* the fast path has thread-local state of its own */
         void *buf[8];
-        in_unwind = 1;
         unw.backtrace(buf, 8);
-        in_unwind = 0;
     }
     warmed = 1;
 }

@@ -275,7 +275,9 @@ static uint32_t intern_labels(writer *w, const char *tags, int gil)
 {
     char buf[CS_TAGS_MAX + 32];
     snprintf(buf, sizeof buf, "%s%s%s", tags, *tags && gil >= 0 ? "," : "",
-             gil < 0 ? "" : gil ? "gil=held" : "gil=released");
+             gil < 0 ? ""
+             : gil   ? "gil=held"
+                     : "gil=released");
     if (!buf[0])
         return 0;
     for (int i = 1; i < w->nlabels; i++)
@@ -728,11 +730,10 @@ static void flush(writer *w, int final)
         agg *a = &w->aggs[i];
         int64_t sid = stack_db_id(w, &w->stacks[a->stack], now);
         int cpu = a->kind == CS_KIND_CPU;
-        ok = sid > 0 &&
-             cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
-                              cpu ? "cpu" : "wall", sid, a->count,
-                              a->count * (cpu ? cpu_period : wall_period),
-                              a->labels ? w->labels[a->labels] : NULL) == 0;
+        ok = sid > 0 && cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
+                                         cpu ? "cpu" : "wall", sid, a->count,
+                                         a->count * (cpu ? cpu_period : wall_period),
+                                         a->labels ? w->labels[a->labels] : NULL) == 0;
     }
     if (ok)
         ok = cs_db_process_seen(w->db, w->process_id, now) == 0;
@@ -756,8 +757,7 @@ static void flush(writer *w, int final)
         if (ok == 0)
             cs_db_rollback(w->db);
         if (!w->said_busy) {
-            cs_warn("could not write to %s (%s); will retry", w->cfg.db_path,
-                    cs_db_error(w->db));
+            cs_warn("could not write to %s (%s); will retry", w->cfg.db_path, cs_db_error(w->db));
             w->said_busy = 1;
         }
         forget_db_ids(w, inserted);

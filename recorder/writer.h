@@ -25,8 +25,7 @@ void cs_writer_restart(void);
 #include <stdint.h>
 typedef void (*cs_writer_emit_fn)(int64_t ts, int32_t tid, int kind, int64_t count,
                                   const char *name, const uint64_t *ips, int n,
-                                  const cs_pyframe *py, int npy, const char *labels,
-                                  void *ctx);
+                                  const cs_pyframe *py, int npy, const char *labels, void *ctx);
 int cs_writer_freeze(int timeout_ms);
 void cs_writer_dump(cs_writer_emit_fn emit, void *ctx);
 void cs_writer_thaw(void);

@@ -97,8 +97,7 @@ int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uin
 }
 
 int cs_db_crash_modules(cs_db *db, int64_t crash_id,
-                        int (*cb)(const char *path, uint64_t base, const char *build_id,
-                                  void *arg),
+                        int (*cb)(const char *path, uint64_t base, const char *build_id, void *arg),
                         void *arg)
 {
     sqlite3_stmt *st;
@@ -136,15 +135,14 @@ static int pin_stack_blob(cs_db *db, sqlite3_stmt *upd, const void *blob, int by
 
 int cs_db_pin_process(cs_db *db, int64_t process_id, int64_t crash_id)
 {
-    static const char sql[] =
-        "SELECT frame_ids FROM stacks WHERE id IN ("
-        " SELECT stack_id FROM samples WHERE process_id = ?1"
-        " UNION SELECT stack_id FROM crashes WHERE id = ?2"
-        " UNION SELECT stack_id FROM crash_threads WHERE crash_id = ?2)";
+    static const char sql[] = "SELECT frame_ids FROM stacks WHERE id IN ("
+                              " SELECT stack_id FROM samples WHERE process_id = ?1"
+                              " UNION SELECT stack_id FROM crashes WHERE id = ?2"
+                              " UNION SELECT stack_id FROM crash_threads WHERE crash_id = ?2)";
     sqlite3_stmt *st = NULL, *upd = NULL;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db->h, "UPDATE frames SET last_seen = ? WHERE id = ?", -1, &upd,
-                           NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db->h, "UPDATE frames SET last_seen = ? WHERE id = ?", -1, &upd, NULL) !=
+            SQLITE_OK) {
         cs_db_set_error(db, "pin frames");
         sqlite3_finalize(st);
         return -1;
@@ -196,9 +194,9 @@ int cs_db_mark_deaths(cs_db *db, const char *hostname, int64_t stale_before_s,
     return marked;
 }
 
-#define CRASH_COLUMNS                                                                          \
-    "c.id, c.process_id, c.pid, p.ppid, c.kind, c.time_ns, c.signal, c.code, c.fault_address,"  \
-    " c.sender_pid, c.tid, c.thread_name, p.app_name, p.exe, p.cmdline, c.registers,"          \
+#define CRASH_COLUMNS                                                                              \
+    "c.id, c.process_id, c.pid, p.ppid, c.kind, c.time_ns, c.signal, c.code, c.fault_address,"     \
+    " c.sender_pid, c.tid, c.thread_name, p.app_name, p.exe, p.cmdline, c.registers,"              \
     " p.hostname, c.stack_id, p.start_ns, p.last_seen, c.samples_saved"
 
 static void read_crash(sqlite3_stmt *st, cs_crash_row *c)
@@ -230,9 +228,9 @@ static void read_crash(sqlite3_stmt *st, cs_crash_row *c)
 
 int cs_db_crashes(cs_db *db, cs_crash_row **out, int *n)
 {
-    static const char sql[] = "SELECT " CRASH_COLUMNS
-                              " FROM crashes c JOIN processes p ON p.id = c.process_id"
-                              " ORDER BY c.time_ns DESC, c.id DESC";
+    static const char sql[] =
+        "SELECT " CRASH_COLUMNS " FROM crashes c JOIN processes p ON p.id = c.process_id"
+        " ORDER BY c.time_ns DESC, c.id DESC";
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
@@ -257,9 +255,9 @@ int cs_db_crashes(cs_db *db, cs_crash_row **out, int *n)
 
 int cs_db_crash_get(cs_db *db, int64_t id, cs_crash_row *out)
 {
-    static const char sql[] = "SELECT " CRASH_COLUMNS
-                              " FROM crashes c JOIN processes p ON p.id = c.process_id"
-                              " WHERE ?1 = 0 OR c.id = ?1 ORDER BY c.time_ns DESC LIMIT 1";
+    static const char sql[] =
+        "SELECT " CRASH_COLUMNS " FROM crashes c JOIN processes p ON p.id = c.process_id"
+        " WHERE ?1 = 0 OR c.id = ?1 ORDER BY c.time_ns DESC LIMIT 1";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
         cs_db_set_error(db, "read crash");
@@ -342,10 +340,10 @@ void cs_crash_threads_free(cs_crash_thread_row *t, int n)
 }
 
 /* The innermost frame's function of a stack, as SQL: the first 8 bytes of frame_ids. */
-#define LEAF_FUNCTION                                                                          \
-    "(SELECT COALESCE(NULLIF(f.function, ''), printf('%s+0x%x',"                               \
-    " replace(m.path, rtrim(m.path, replace(m.path, '/', '')), ''), f.address))"               \
-    " FROM frames f LEFT JOIN modules m ON m.id = f.module_id"                                 \
+#define LEAF_FUNCTION                                                                              \
+    "(SELECT COALESCE(NULLIF(f.function, ''), printf('%s+0x%x',"                                   \
+    " replace(m.path, rtrim(m.path, replace(m.path, '/', '')), ''), f.address))"                   \
+    " FROM frames f LEFT JOIN modules m ON m.id = f.module_id"                                     \
     " WHERE f.id = (SELECT leaf_id(frame_ids) FROM stacks WHERE id = s.stack_id))"
 
 static void leaf_id(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -372,8 +370,8 @@ static int ensure_leaf_fn(cs_db *db)
 }
 
 int cs_db_seconds(cs_db *db, int64_t process_id, int64_t from, int64_t until,
-                  int (*cb)(int64_t ts, int64_t cpu, int64_t wall, const char *top,
-                            int64_t top_n, void *arg),
+                  int (*cb)(int64_t ts, int64_t cpu, int64_t wall, const char *top, int64_t top_n,
+                            void *arg),
                   void *arg)
 {
     static const char sql[] =

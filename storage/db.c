@@ -74,9 +74,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         " ON CONFLICT(pid, start_ns) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)"
         " RETURNING id",
     [ST_PROCESS_SEEN] = "UPDATE processes SET last_seen = ? WHERE id = ?",
-    [ST_PROCESS_END] =
-        "UPDATE processes SET end_ns = ?, end_reason = ?, last_seen = ? / 1000000000"
-        " WHERE id = ? AND end_ns IS NULL",
+    [ST_PROCESS_END] = "UPDATE processes SET end_ns = ?, end_reason = ?, last_seen = ? / 1000000000"
+                       " WHERE id = ? AND end_ns IS NULL",
     [ST_MODULE_UPSERT] = "INSERT INTO modules(path, build_id) VALUES(?, ?)"
                          " ON CONFLICT(path, build_id) DO UPDATE SET path = excluded.path"
                          " RETURNING id",
@@ -125,9 +124,8 @@ int cs_db_exec(cs_db *db, const char *sql)
 
 sqlite3_stmt *cs_db_stmt(cs_db *db, int which)
 {
-    if (!db->st[which] &&
-        sqlite3_prepare_v3(db->h, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
-                           &db->st[which], NULL) != SQLITE_OK) {
+    if (!db->st[which] && sqlite3_prepare_v3(db->h, stmt_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                             &db->st[which], NULL) != SQLITE_OK) {
         cs_db_set_error(db, "prepare");
         return NULL;
     }
@@ -154,8 +152,9 @@ static int add_missing_columns(cs_db *db)
 {
     sqlite3_stmt *st;
     int have = 0;
-    if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM pragma_table_info('samples') WHERE name = 'labels'",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db->h,
+                           "SELECT 1 FROM pragma_table_info('samples') WHERE name = 'labels'", -1,
+                           &st, NULL) != SQLITE_OK)
         return -1;
     have = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
@@ -181,15 +180,15 @@ cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen)
     sqlite3_extended_result_codes(db->h, 1);
     /* The first read tells a database from any other file; nothing is written before. */
     if (cs_db_exec(db, "SELECT count(*) FROM sqlite_schema") != 0) {
-        snprintf(err, errlen, "%s is not a usable SQLite database (%s); it is left untouched",
-                 path, db->err);
+        snprintf(err, errlen, "%s is not a usable SQLite database (%s); it is left untouched", path,
+                 db->err);
         cs_db_close(db);
         return NULL;
     }
     if (!readonly) {
         if (cs_db_exec(db, "PRAGMA journal_mode=WAL") != 0 ||
             cs_db_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=4194304;"
-                               " PRAGMA wal_autocheckpoint=100") != 0 ||
+                           " PRAGMA wal_autocheckpoint=100") != 0 ||
             cs_db_exec(db, "BEGIN IMMEDIATE") != 0) {
             snprintf(err, errlen, "cannot prepare %s: %s", path, db->err);
             cs_db_close(db);
@@ -199,8 +198,8 @@ cs_db *cs_db_open(const char *path, int readonly, char *err, size_t errlen)
         int v = schema_version(db);
         sqlite3_stmt *st;
         int tables = 0;
-        if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_schema WHERE type='table'",
-                               -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_schema WHERE type='table'", -1,
+                               &st, NULL) == SQLITE_OK) {
             if (sqlite3_step(st) == SQLITE_ROW)
                 tables = sqlite3_column_int(st, 0);
             sqlite3_finalize(st);

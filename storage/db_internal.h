@@ -1,5 +1,6 @@
 /*
- * db_internal.h: the connection object shared by the files of storage/ (never used outside storage/).
+ * db_internal.h: the connection object shared by the files of storage/ (never used outside
+ * storage/).
  */
 #ifndef CS_DB_INTERNAL_H
 #define CS_DB_INTERNAL_H

@@ -34,8 +34,8 @@ typedef struct cs_process_info {
     int cpu_hz, wall_hz, window_seconds;
 } cs_process_info;
 
-int cs_db_begin(cs_db *db);    /* BEGIN IMMEDIATE */
-int cs_db_commit(cs_db *db);   /* 0, or -1 after rolling back */
+int cs_db_begin(cs_db *db);  /* BEGIN IMMEDIATE */
+int cs_db_commit(cs_db *db); /* 0, or -1 after rolling back */
 void cs_db_rollback(cs_db *db);
 
 int64_t cs_db_process_insert(cs_db *db, const cs_process_info *p);
@@ -51,8 +51,8 @@ int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, cons
                             const char *file, int line, int64_t now_s);
 /* The id of a Python frame: FUNCTION (the qualified name) at LINE of FILE, whose module row
  * (MODULE_ID) is the file. */
-int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function,
-                              const char *file, int line, int64_t now_s);
+int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function, const char *file,
+                              int line, int64_t now_s);
 /* Frames that crashes refer to are never collected: last_seen is set to this. */
 #define CS_PINNED_S 4000000000000000000LL
 int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s);
@@ -94,8 +94,7 @@ int64_t cs_db_crash_insert(cs_db *db, const cs_crash_row *c, const char *record)
 int cs_db_crash_thread_insert(cs_db *db, int64_t crash_id, const cs_crash_thread_row *t);
 /* Calls CB for every module of crash CRASH_ID (path, load bias, build id or NULL). */
 int cs_db_crash_modules(cs_db *db, int64_t crash_id,
-                        int (*cb)(const char *path, uint64_t base, const char *build_id,
-                                  void *arg),
+                        int (*cb)(const char *path, uint64_t base, const char *build_id, void *arg),
                         void *arg);
 int cs_db_crash_module_insert(cs_db *db, int64_t crash_id, const char *path, uint64_t base,
                               const char *build_id);
@@ -122,8 +121,8 @@ void cs_crash_threads_free(cs_crash_thread_row *t, int n);
 /* Per-second activity of PROCESS_ID in [FROM, UNTIL]: calls CB(ts, cpu, wall, top, top_n)
  * where TOP is the innermost function of the most frequent cpu stack of that second. */
 int cs_db_seconds(cs_db *db, int64_t process_id, int64_t from, int64_t until,
-                  int (*cb)(int64_t ts, int64_t cpu, int64_t wall, const char *top,
-                            int64_t top_n, void *arg),
+                  int (*cb)(int64_t ts, int64_t cpu, int64_t wall, const char *top, int64_t top_n,
+                            void *arg),
                   void *arg);
 /* The hottest innermost functions of PROCESS_ID's PROFILE samples in [FROM, UNTIL]. */
 int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int64_t from,
@@ -192,7 +191,7 @@ typedef struct cs_frame_row {
     char *file;
     int64_t line;
     uint64_t address;
-    char kind[8];   /* "native" or "python" */
+    char kind[8]; /* "native" or "python" */
 } cs_frame_row;
 
 typedef struct cs_profile_row {
@@ -204,9 +203,9 @@ typedef struct cs_profile_row {
 } cs_profile_row;
 
 typedef struct cs_query {
-    const char *profile; /* "cpu", "wall" */
-    int pid;             /* 0: all */
-    int64_t process_id;  /* 0: all */
+    const char *profile;       /* "cpu", "wall" */
+    int pid;                   /* 0: all */
+    int64_t process_id;        /* 0: all */
     int64_t from_ts, until_ts; /* inclusive seconds; 0: open */
 } cs_query;
 

@@ -132,8 +132,8 @@ int64_t cs_db_frame_id_line(cs_db *db, int64_t module_id, uint64_t address, cons
     return returning_id(db, st, "frame");
 }
 
-int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function,
-                              const char *file, int line, int64_t now_s)
+int64_t cs_db_python_frame_id(cs_db *db, int64_t module_id, const char *function, const char *file,
+                              int line, int64_t now_s)
 {
     sqlite3_stmt *st = cs_db_stmt(db, ST_PYFRAME_UPSERT);
     if (!st)

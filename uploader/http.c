@@ -20,12 +20,14 @@
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_init_rc = -1;
 
-static void global_init_once(void) {
+static void global_init_once(void)
+{
     /* CURL_GLOBAL_DEFAULT initialises the TLS library too; done once for the whole process. */
     g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
-int cs_http_global_init(void) {
+int cs_http_global_init(void)
+{
     /* pthread_once makes a second call (or a call from cs_http_post) harmless; it does not make
      * curl_global_init itself safe against other threads already using libcurl or OpenSSL, so
      * the documented rule stays: call it from main before starting threads. */
@@ -40,7 +42,8 @@ typedef struct {
     int overflow;
 } body_sink;
 
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud) {
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
+{
     body_sink *s = ud;
     size_t n = size * nmemb; /* size is always 1 for write callbacks */
     size_t room = CS_HTTP_BODY_CAP - s->rs->body_len;
@@ -63,25 +66,26 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud) {
 /* ---- the request ---------------------------------------------------------------------- */
 
 /* Errors that no retry can fix: the request itself cannot be made with this URL/build. */
-static int is_config_error(CURLcode c) {
+static int is_config_error(CURLcode c)
+{
     switch (c) {
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_NOT_BUILT_IN:
     case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_UNKNOWN_OPTION:
-        return 1;
-    default:
-        return 0;
+    case CURLE_UNKNOWN_OPTION: return 1;
+    default: return 0;
     }
 }
 
-static void set_error(cs_http_response *rs, CURLcode c, const char *errbuf) {
+static void set_error(cs_http_response *rs, CURLcode c, const char *errbuf)
+{
     const char *text = (errbuf && errbuf[0]) ? errbuf : curl_easy_strerror(c);
     snprintf(rs->error, sizeof rs->error, "%s (curl error %d)", text, (int)c);
 }
 
-int cs_http_post(const cs_http_request *rq, cs_http_response *rs) {
+int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
+{
     memset(rs, 0, sizeof *rs);
     if (!rq || !rq->url || (!rq->body && rq->body_len)) {
         snprintf(rs->error, sizeof rs->error, "invalid HTTP request");
@@ -113,7 +117,8 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs) {
     }
     hdrs = t;
     for (size_t i = 0; i < rq->nheaders; i++) {
-        if (!rq->headers[i]) continue;
+        if (!rq->headers[i])
+            continue;
         t = curl_slist_append(hdrs, rq->headers[i]);
         if (!t) {
             c = CURLE_OUT_OF_MEMORY;
@@ -126,7 +131,8 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs) {
  * break the guarantees above. */
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
-        if ((c = curl_easy_setopt(h, opt, val)) != CURLE_OK) goto done;                            \
+        if ((c = curl_easy_setopt(h, opt, val)) != CURLE_OK)                                       \
+            goto done;                                                                             \
     } while (0)
 
     SETOPT(CURLOPT_ERRORBUFFER, errbuf);
@@ -161,16 +167,20 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs) {
 
     c = curl_easy_perform(h);
     long status = 0;
-    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) status = 0;
+    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        status = 0;
     /* With 100-continue off, a status below 200 cannot be final; treat it as none. */
     rs->status = status >= 200 ? status : 0;
-    if (c == CURLE_OPERATION_TIMEDOUT) rs->timed_out = 1;
-    if (c == CURLE_WRITE_ERROR && sink.overflow) c = CURLE_OK; /* our own cap, not a failure */
+    if (c == CURLE_OPERATION_TIMEDOUT)
+        rs->timed_out = 1;
+    if (c == CURLE_WRITE_ERROR && sink.overflow)
+        c = CURLE_OK; /* our own cap, not a failure */
 
 done:
     if (c != CURLE_OK) {
         set_error(rs, c, errbuf);
-        if (is_config_error(c)) rs->config_error = 1;
+        if (is_config_error(c))
+            rs->config_error = 1;
     }
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);

@@ -22,13 +22,13 @@ extern "C" {
 
 /* How much of a response body is kept (enough for a JSON error message). Past this the
  * transfer is stopped: the status line has already arrived, the rest is not needed. */
-#define CS_HTTP_BODY_CAP 4096
+#define CS_HTTP_BODY_CAP  4096
 #define CS_HTTP_ERROR_LEN 256
 
 typedef struct cs_http_request {
-    const char *url;               /* full URL, without userinfo (the caller strips it) */
-    const char *user, *password;   /* basic auth; both NULL = no auth */
-    const char *const *headers;    /* "Name: value" lines, no CR/LF inside */
+    const char *url;             /* full URL, without userinfo (the caller strips it) */
+    const char *user, *password; /* basic auth; both NULL = no auth */
+    const char *const *headers;  /* "Name: value" lines, no CR/LF inside */
     size_t nheaders;
     const uint8_t *body;
     size_t body_len;
@@ -36,12 +36,12 @@ typedef struct cs_http_request {
 } cs_http_request;
 
 typedef struct cs_http_response {
-    long status;                   /* HTTP status, 0 when no response arrived */
-    int timed_out;                 /* 1 when a timeout stopped the transfer */
-    int config_error;              /* 1 when the request could not be made at all (bad URL,
-                                    * unsupported scheme, out of memory is NOT one) */
-    char error[CS_HTTP_ERROR_LEN]; /* transport error ("" if none); names hosts and ports,
-                                    * never credentials (none are in the URL) */
+    long status;                     /* HTTP status, 0 when no response arrived */
+    int timed_out;                   /* 1 when a timeout stopped the transfer */
+    int config_error;                /* 1 when the request could not be made at all (bad URL,
+                                      * unsupported scheme, out of memory is NOT one) */
+    char error[CS_HTTP_ERROR_LEN];   /* transport error ("" if none); names hosts and ports,
+                                      * never credentials (none are in the URL) */
     char body[CS_HTTP_BODY_CAP + 1]; /* first bytes of the response body, NUL-terminated */
     size_t body_len;
 } cs_http_response;

@@ -178,35 +178,43 @@ struct cs_pprof {
 
 /* ---- allocation ---------------------------------------------------------------------- */
 
-static void *std_malloc(void *ctx, size_t n) {
+static void *std_malloc(void *ctx, size_t n)
+{
     (void)ctx;
     return malloc(n);
 }
 
-static void *std_realloc(void *ctx, void *ptr, size_t n) {
+static void *std_realloc(void *ctx, void *ptr, size_t n)
+{
     (void)ctx;
     return realloc(ptr, n);
 }
 
-static void std_free(void *ctx, void *ptr) {
+static void std_free(void *ctx, void *ptr)
+{
     (void)ctx;
     free(ptr);
 }
 
 /* Grows *arrp (any T*, passed as T**) to hold need elements. The pointer is moved with
  * memcpy rather than through a void** cast to stay clear of strict-aliasing trouble. */
-static int reserve(const cs_pprof_alloc *a, void *arrp, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
+static int reserve(const cs_pprof_alloc *a, void *arrp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
     size_t ncap = *cap ? *cap : 16;
     while (ncap < need) {
-        if (ncap > SIZE_MAX / 2) return -1;
+        if (ncap > SIZE_MAX / 2)
+            return -1;
         ncap *= 2;
     }
-    if (ncap > SIZE_MAX / elem) return -1;
+    if (ncap > SIZE_MAX / elem)
+        return -1;
     void *arr;
     memcpy(&arr, arrp, sizeof arr);
     void *n = a->realloc_fn(a->ctx, arr, ncap * elem);
-    if (!n) return -1;
+    if (!n)
+        return -1;
     memcpy(arrp, &n, sizeof n);
     *cap = ncap;
     return 0;
@@ -216,7 +224,8 @@ static int reserve(const cs_pprof_alloc *a, void *arrp, size_t *cap, size_t need
 
 /* ---- hashing --------------------------------------------------------------------------- */
 
-static uint64_t fmix64(uint64_t h) {
+static uint64_t fmix64(uint64_t h)
+{
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -227,7 +236,8 @@ static uint64_t fmix64(uint64_t h) {
 
 /* Hashes len bytes and, in the same pass, ORs them together so the caller learns whether
  * the string is pure ASCII (and so valid UTF-8) without a separate byte-by-byte scan. */
-static uint32_t hash_bytes(const char *s, size_t len, int *ascii) {
+static uint32_t hash_bytes(const char *s, size_t len, int *ascii)
+{
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL), bits = 0;
     while (len >= 8) {
         uint64_t v;
@@ -257,22 +267,28 @@ static uint32_t hash_bytes(const char *s, size_t len, int *ascii) {
     return (uint32_t)fmix64(h);
 }
 
-static uint32_t hash_words(uint64_t a, uint64_t b, uint64_t c) {
+static uint32_t hash_words(uint64_t a, uint64_t b, uint64_t c)
+{
     return (uint32_t)fmix64(fmix64(fmix64(a) ^ b) ^ c);
 }
 
 /* Makes room for one more entry. Called before probing so the slot pointer that the probe
  * returns stays valid until the insert. Load factor stays under 0.7 for short probes. */
-static int ht_prepare(const cs_pprof_alloc *a, ht *t) {
+static int ht_prepare(const cs_pprof_alloc *a, ht *t)
+{
     size_t cap = t->slots ? t->mask + 1 : 0;
-    if (cap && (t->count + 1) * 10 <= cap * 7) return 0;
+    if (cap && (t->count + 1) * 10 <= cap * 7)
+        return 0;
     size_t ncap = cap ? cap * 2 : 64;
-    if (ncap > SIZE_MAX / 2 / sizeof(ht_slot)) return -1;
+    if (ncap > SIZE_MAX / 2 / sizeof(ht_slot))
+        return -1;
     ht_slot *ns = a->malloc_fn(a->ctx, ncap * sizeof *ns);
-    if (!ns) return -1;
+    if (!ns)
+        return -1;
     memset(ns, 0, ncap * sizeof *ns);
     for (size_t i = 0; i < cap; i++) {
-        if (!t->slots[i].idx) continue;
+        if (!t->slots[i].idx)
+            continue;
         size_t j = t->slots[i].hash & (ncap - 1);
         while (ns[j].idx)
             j = (j + 1) & (ncap - 1);
@@ -290,19 +306,27 @@ static int ht_prepare(const cs_pprof_alloc *a, ht *t) {
  * Relies on NUL termination: a NUL is never a continuation byte, so the && chains stop
  * before reading past the end. Rejects overlongs, surrogates and code points > U+10FFFF,
  * which Go's and Pyroscope's decoders would also reject. */
-static size_t utf8_seq(const unsigned char *s) {
+static size_t utf8_seq(const unsigned char *s)
+{
     unsigned c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xc2) return 0;
-    if (c < 0xe0) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2)
+        return 0;
+    if (c < 0xe0)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
     if (c < 0xf0) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)) return 0;
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+            return 0;
         return 3;
     }
     if (c < 0xf5) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)) return 0;
+        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+            return 0;
         return 4;
     }
     return 0;
@@ -310,7 +334,8 @@ static size_t utf8_seq(const unsigned char *s) {
 
 /* Returns how many leading bytes are valid UTF-8 within the cap; *clean says whether that
  * covers the whole string, i.e. whether it can be interned without copying. */
-static size_t utf8_clean_prefix(const unsigned char *s, int *clean) {
+static size_t utf8_clean_prefix(const unsigned char *s, int *clean)
+{
     size_t i = 0;
     for (;;) {
         if (s[i] == 0) {
@@ -328,7 +353,8 @@ static size_t utf8_clean_prefix(const unsigned char *s, int *clean) {
 
 /* Copies s to dst (MAX_STR bytes), replacing each invalid byte with U+FFFD and cutting at
  * a character boundary at the cap. The first `done` bytes are already known to be clean. */
-static size_t utf8_sanitize(char *dst, const unsigned char *s, size_t done) {
+static size_t utf8_sanitize(char *dst, const unsigned char *s, size_t done)
+{
     static const unsigned char repl[3] = {0xef, 0xbf, 0xbd};
     size_t o = done, i = done;
     memcpy(dst, s, done);
@@ -341,7 +367,8 @@ static size_t utf8_sanitize(char *dst, const unsigned char *s, size_t done) {
             n = sizeof repl;
             in = 1;
         }
-        if (o + n > MAX_STR) break;
+        if (o + n > MAX_STR)
+            break;
         memcpy(dst + o, src, n);
         o += n;
         i += in;
@@ -350,26 +377,31 @@ static size_t utf8_sanitize(char *dst, const unsigned char *s, size_t done) {
 }
 
 /* Interns len bytes, already known to be valid UTF-8 within the cap, whose hash is h. */
-static int intern_hashed(cs_pprof *p, const char *s, size_t len, uint32_t h, uint32_t *out) {
+static int intern_hashed(cs_pprof *p, const char *s, size_t len, uint32_t h, uint32_t *out)
+{
     if (len == 0) {
         *out = 0; /* string_table[0] is always "" */
         return 0;
     }
-    if (ht_prepare(&p->a, &p->str_ht)) return -1;
+    if (ht_prepare(&p->a, &p->str_ht))
+        return -1;
     ht *t = &p->str_ht;
     size_t i = h & t->mask;
     for (;; i = (i + 1) & t->mask) {
         ht_slot *sl = &t->slots[i];
-        if (!sl->idx) break;
+        if (!sl->idx)
+            break;
         const str_ent *e = &p->strs[sl->idx - 1];
         if (sl->hash == h && e->len == len && memcmp(e->s, s, len) == 0) {
             *out = sl->idx - 1;
             return 0;
         }
     }
-    if (p->nstrs >= MAX_ENTRIES || RESERVE(p, p->strs, p->cap_strs, p->nstrs + 1)) return -1;
+    if (p->nstrs >= MAX_ENTRIES || RESERVE(p, p->strs, p->cap_strs, p->nstrs + 1))
+        return -1;
     char *copy = p->a.malloc_fn(p->a.ctx, len + 1);
-    if (!copy) return -1;
+    if (!copy)
+        return -1;
     memcpy(copy, s, len);
     copy[len] = '\0';
     p->strs[p->nstrs] = (str_ent){copy, (uint32_t)len};
@@ -379,13 +411,15 @@ static int intern_hashed(cs_pprof *p, const char *s, size_t len, uint32_t h, uin
     return 0;
 }
 
-static int intern_clean(cs_pprof *p, const char *s, size_t len, uint32_t *out) {
+static int intern_clean(cs_pprof *p, const char *s, size_t len, uint32_t *out)
+{
     int ascii;
     return intern_hashed(p, s, len, hash_bytes(s, len, &ascii), out);
 }
 
 /* Interns any C string: NULL becomes "", invalid UTF-8 is repaired, overlong is cut. */
-static int intern(cs_pprof *p, const char *s, uint32_t *out) {
+static int intern(cs_pprof *p, const char *s, uint32_t *out)
+{
     if (!s) {
         *out = 0;
         return 0;
@@ -395,14 +429,17 @@ static int intern(cs_pprof *p, const char *s, uint32_t *out) {
     if (n <= MAX_STR) {
         int ascii;
         uint32_t h = hash_bytes(s, n, &ascii);
-        if (ascii) return intern_hashed(p, s, n, h, out);
+        if (ascii)
+            return intern_hashed(p, s, n, h, out);
     }
     int clean;
     n = utf8_clean_prefix((const unsigned char *)s, &clean);
-    if (clean) return intern_clean(p, s, n, out);
+    if (clean)
+        return intern_clean(p, s, n, out);
     if (!p->scratch) {
         p->scratch = p->a.malloc_fn(p->a.ctx, MAX_STR);
-        if (!p->scratch) return -1;
+        if (!p->scratch)
+            return -1;
     }
     n = utf8_sanitize(p->scratch, (const unsigned char *)s, n);
     return intern_clean(p, p->scratch, n, out);
@@ -410,21 +447,25 @@ static int intern(cs_pprof *p, const char *s, uint32_t *out) {
 
 /* ---- functions, mappings, locations ------------------------------------------------------ */
 
-static int function_id(cs_pprof *p, uint32_t name, uint32_t file, uint32_t *out) {
+static int function_id(cs_pprof *p, uint32_t name, uint32_t file, uint32_t *out)
+{
     uint32_t h = hash_words(name, file, 0);
-    if (ht_prepare(&p->a, &p->func_ht)) return -1;
+    if (ht_prepare(&p->a, &p->func_ht))
+        return -1;
     ht *t = &p->func_ht;
     size_t i = h & t->mask;
     for (;; i = (i + 1) & t->mask) {
         ht_slot *sl = &t->slots[i];
-        if (!sl->idx) break;
+        if (!sl->idx)
+            break;
         const func_ent *e = &p->funcs[sl->idx - 1];
         if (sl->hash == h && e->name == name && e->file == file) {
             *out = sl->idx;
             return 0;
         }
     }
-    if (p->nfuncs >= MAX_ENTRIES || RESERVE(p, p->funcs, p->cap_funcs, p->nfuncs + 1)) return -1;
+    if (p->nfuncs >= MAX_ENTRIES || RESERVE(p, p->funcs, p->cap_funcs, p->nfuncs + 1))
+        return -1;
     p->funcs[p->nfuncs++] = (func_ent){name, file};
     t->slots[i] = (ht_slot){(uint32_t)p->nfuncs, h};
     t->count++;
@@ -432,21 +473,25 @@ static int function_id(cs_pprof *p, uint32_t name, uint32_t file, uint32_t *out)
     return 0;
 }
 
-static int mapping_id(cs_pprof *p, uint32_t file, uint32_t build_id, uint32_t *out) {
+static int mapping_id(cs_pprof *p, uint32_t file, uint32_t build_id, uint32_t *out)
+{
     uint32_t h = hash_words(file, build_id, 1);
-    if (ht_prepare(&p->a, &p->map_ht)) return -1;
+    if (ht_prepare(&p->a, &p->map_ht))
+        return -1;
     ht *t = &p->map_ht;
     size_t i = h & t->mask;
     for (;; i = (i + 1) & t->mask) {
         ht_slot *sl = &t->slots[i];
-        if (!sl->idx) break;
+        if (!sl->idx)
+            break;
         const map_ent *e = &p->maps[sl->idx - 1];
         if (sl->hash == h && e->file == file && e->build_id == build_id) {
             *out = sl->idx;
             return 0;
         }
     }
-    if (p->nmaps >= MAX_ENTRIES || RESERVE(p, p->maps, p->cap_maps, p->nmaps + 1)) return -1;
+    if (p->nmaps >= MAX_ENTRIES || RESERVE(p, p->maps, p->cap_maps, p->nmaps + 1))
+        return -1;
     p->maps[p->nmaps++] = (map_ent){file, build_id, 0, 0, 0};
     t->slots[i] = (ht_slot){(uint32_t)p->nmaps, h};
     t->count++;
@@ -454,14 +499,17 @@ static int mapping_id(cs_pprof *p, uint32_t file, uint32_t build_id, uint32_t *o
     return 0;
 }
 
-static int location_id(cs_pprof *p, const loc_ent *k, uint32_t *out) {
+static int location_id(cs_pprof *p, const loc_ent *k, uint32_t *out)
+{
     uint32_t h = hash_words(((uint64_t)k->mapping << 32) | k->func, k->addr, (uint64_t)k->line);
-    if (ht_prepare(&p->a, &p->loc_ht)) return -1;
+    if (ht_prepare(&p->a, &p->loc_ht))
+        return -1;
     ht *t = &p->loc_ht;
     size_t i = h & t->mask;
     for (;; i = (i + 1) & t->mask) {
         ht_slot *sl = &t->slots[i];
-        if (!sl->idx) break;
+        if (!sl->idx)
+            break;
         const loc_ent *e = &p->locs[sl->idx - 1];
         if (sl->hash == h && e->func == k->func && e->mapping == k->mapping && e->addr == k->addr &&
             e->line == k->line) {
@@ -469,7 +517,8 @@ static int location_id(cs_pprof *p, const loc_ent *k, uint32_t *out) {
             return 0;
         }
     }
-    if (p->nlocs >= MAX_ENTRIES || RESERVE(p, p->locs, p->cap_locs, p->nlocs + 1)) return -1;
+    if (p->nlocs >= MAX_ENTRIES || RESERVE(p, p->locs, p->cap_locs, p->nlocs + 1))
+        return -1;
     p->locs[p->nlocs++] = *k;
     t->slots[i] = (ht_slot){(uint32_t)p->nlocs, h};
     t->count++;
@@ -480,7 +529,8 @@ static int location_id(cs_pprof *p, const loc_ent *k, uint32_t *out) {
 /* Unnamed frames still need a Function (a Location without Line shows up as a bare address
  * at best, and Pyroscope would try to symbolise it against a mapping it cannot fetch), so
  * give them a name that keeps distinct frames distinct. */
-static int synthetic_name(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out) {
+static int synthetic_name(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out)
+{
     char buf[256];
     const char *base = NULL;
     if (f->module && f->module[0]) {
@@ -499,24 +549,30 @@ static int synthetic_name(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out) {
     return intern(p, buf, out);
 }
 
-static fcache_ent *fcache_slot(const cs_pprof *p, const cs_pprof_frame *f) {
+static fcache_ent *fcache_slot(const cs_pprof *p, const cs_pprof_frame *f)
+{
     uint64_t h = (uintptr_t)f->function ^ ((uint64_t)(uintptr_t)f->file << 17) ^
                  ((uint64_t)(uintptr_t)f->module << 31) ^ ((uint64_t)(uintptr_t)f->build_id << 47);
     h = fmix64(h ^ fmix64(f->address ^ ((uint64_t)f->line * 0x9e3779b97f4a7c15ULL)));
     return &p->fcache[h & (FCACHE_SIZE - 1)];
 }
 
-static int fcache_hit(const cs_pprof *p, const fcache_ent *c, const cs_pprof_frame *f) {
+static int fcache_hit(const cs_pprof *p, const fcache_ent *c, const cs_pprof_frame *f)
+{
     const char *ptr[4] = {f->function, f->file, f->module, f->build_id};
-    if (!c->loc || c->line != f->line || c->addr != f->address) return 0;
+    if (!c->loc || c->line != f->line || c->addr != f->address)
+        return 0;
     for (int i = 0; i < 4; i++) {
-        if (ptr[i] != c->ptr[i]) return 0;
-        if (ptr[i] && strcmp(ptr[i], p->strs[c->sidx[i]].s) != 0) return 0;
+        if (ptr[i] != c->ptr[i])
+            return 0;
+        if (ptr[i] && strcmp(ptr[i], p->strs[c->sidx[i]].s) != 0)
+            return 0;
     }
     return 1;
 }
 
-static int frame_location(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out) {
+static int frame_location(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out)
+{
     fcache_ent *c = fcache_slot(p, f);
     if (fcache_hit(p, c, f)) {
         *out = c->loc;
@@ -534,17 +590,22 @@ static int frame_location(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out) {
                         f->line,
                         f->address,
                         0};
-    if ((mod || bid) && mapping_id(p, mod, bid, &k.mapping)) return -1;
-    if (!name && synthetic_name(p, f, &name)) return -1;
-    if (function_id(p, name, file, &k.func)) return -1;
+    if ((mod || bid) && mapping_id(p, mod, bid, &k.mapping))
+        return -1;
+    if (!name && synthetic_name(p, f, &name))
+        return -1;
+    if (function_id(p, name, file, &k.func))
+        return -1;
     if (k.mapping) {
         map_ent *m = &p->maps[k.mapping - 1];
         /* Addresses are module-relative, so the mapping spans [0, highest address]. */
-        if (f->address >= m->limit && f->address != UINT64_MAX) m->limit = f->address + 1;
+        if (f->address >= m->limit && f->address != UINT64_MAX)
+            m->limit = f->address + 1;
         m->has_files |= file != 0;
         m->has_lines |= f->line > 0;
     }
-    if (location_id(p, &k, out)) return -1;
+    if (location_id(p, &k, out))
+        return -1;
     fresh.loc = *out;
     *c = fresh;
     return 0;
@@ -554,7 +615,8 @@ static int frame_location(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out) {
 
 cs_pprof *cs_pprof_new_with_alloc(const cs_pprof_alloc *alloc, const char *period_type,
                                   const char *period_unit, int64_t period, int64_t time_nanos,
-                                  int64_t duration_nanos) {
+                                  int64_t duration_nanos)
+{
     cs_pprof_alloc a = {std_malloc, std_realloc, std_free, NULL};
     if (alloc) {
         if (!alloc->malloc_fn || !alloc->realloc_fn || !alloc->free_fn) {
@@ -575,7 +637,8 @@ cs_pprof *cs_pprof_new_with_alloc(const cs_pprof_alloc *alloc, const char *perio
     p->duration_nanos = duration_nanos;
 
     char *empty = NULL;
-    if (RESERVE(p, p->strs, p->cap_strs, 1) || !(empty = a.malloc_fn(a.ctx, 1))) goto fail;
+    if (RESERVE(p, p->strs, p->cap_strs, 1) || !(empty = a.malloc_fn(a.ctx, 1)))
+        goto fail;
     empty[0] = '\0';
     p->strs[p->nstrs++] = (str_ent){empty, 0};
 
@@ -593,30 +656,36 @@ fail:
 }
 
 cs_pprof *cs_pprof_new(const char *period_type, const char *period_unit, int64_t period,
-                       int64_t time_nanos, int64_t duration_nanos) {
+                       int64_t time_nanos, int64_t duration_nanos)
+{
     return cs_pprof_new_with_alloc(NULL, period_type, period_unit, period, time_nanos,
                                    duration_nanos);
 }
 
-int cs_pprof_add_sample_type(cs_pprof *p, const char *type, const char *unit) {
+int cs_pprof_add_sample_type(cs_pprof *p, const char *type, const char *unit)
+{
     if (!p || p->nsamples > 0 || p->ntypes >= INT_MAX) {
         errno = EINVAL;
         return -1;
     }
     uint32_t t, u;
-    if (intern(p, type, &t) || intern(p, unit, &u)) goto nomem;
+    if (intern(p, type, &t) || intern(p, unit, &u))
+        goto nomem;
     const str_ent *e = &p->strs[t];
     if (memchr(e->s, '-', e->len)) {
         /* Pyroscope rejects '-' in sample type names: it is its series-name separator. */
         char *fixed = p->a.malloc_fn(p->a.ctx, e->len);
-        if (!fixed) goto nomem;
+        if (!fixed)
+            goto nomem;
         for (uint32_t i = 0; i < e->len; i++)
             fixed[i] = e->s[i] == '-' ? '_' : e->s[i];
         int rc = intern_clean(p, fixed, e->len, &t);
         p->a.free_fn(p->a.ctx, fixed);
-        if (rc) goto nomem;
+        if (rc)
+            goto nomem;
     }
-    if (RESERVE(p, p->types, p->cap_types, p->ntypes + 1)) goto nomem;
+    if (RESERVE(p, p->types, p->cap_types, p->ntypes + 1))
+        goto nomem;
     p->types[p->ntypes] = (vt_ent){t, u};
     return (int)p->ntypes++;
 nomem:
@@ -625,7 +694,8 @@ nomem:
 }
 
 int cs_pprof_add_sample(cs_pprof *p, const cs_pprof_frame *frames, size_t nframes,
-                        const int64_t *values, const cs_pprof_label *labels, size_t nlabels) {
+                        const int64_t *values, const cs_pprof_label *labels, size_t nlabels)
+{
     if (!p || p->ntypes == 0 || (nframes && !frames) || (nlabels && !labels) ||
         nframes > UINT32_MAX || nlabels > UINT32_MAX) {
         errno = EINVAL;
@@ -633,7 +703,8 @@ int cs_pprof_add_sample(cs_pprof *p, const cs_pprof_frame *frames, size_t nframe
     }
     if (!p->fcache) {
         p->fcache = p->a.malloc_fn(p->a.ctx, FCACHE_SIZE * sizeof *p->fcache);
-        if (!p->fcache) goto nomem;
+        if (!p->fcache)
+            goto nomem;
         memset(p->fcache, 0, FCACHE_SIZE * sizeof *p->fcache);
     }
     /* Reserve everything first and commit the counters last, so a failure part-way leaves
@@ -645,17 +716,21 @@ int cs_pprof_add_sample(cs_pprof *p, const cs_pprof_frame *frames, size_t nframe
         goto nomem;
 
     for (size_t i = 0; i < nframes; i++)
-        if (frame_location(p, &frames[i], &p->sloc[p->nsloc + i])) goto nomem;
+        if (frame_location(p, &frames[i], &p->sloc[p->nsloc + i]))
+            goto nomem;
 
     size_t nlab = 0;
     for (size_t i = 0; i < nlabels; i++) {
         lab_ent *l = &p->labs[p->nlabs + nlab];
-        if (intern(p, labels[i].key, &l->key)) goto nomem;
-        if (!l->key) continue; /* a label without a key means nothing to any consumer */
+        if (intern(p, labels[i].key, &l->key))
+            goto nomem;
+        if (!l->key)
+            continue; /* a label without a key means nothing to any consumer */
         l->is_str = labels[i].str != NULL;
         l->num = l->is_str ? 0 : labels[i].num;
         l->str = 0;
-        if (l->is_str && intern(p, labels[i].str, &l->str)) goto nomem;
+        if (l->is_str && intern(p, labels[i].str, &l->str))
+            goto nomem;
         nlab++;
     }
 
@@ -674,12 +749,15 @@ nomem:
     return -1;
 }
 
-size_t cs_pprof_sample_count(const cs_pprof *p) {
+size_t cs_pprof_sample_count(const cs_pprof *p)
+{
     return p ? p->nsamples : 0;
 }
 
-void cs_pprof_free(cs_pprof *p) {
-    if (!p) return;
+void cs_pprof_free(cs_pprof *p)
+{
+    if (!p)
+        return;
     const cs_pprof_alloc a = p->a;
     for (size_t i = 0; i < p->nstrs; i++)
         a.free_fn(a.ctx, p->strs[i].s);
@@ -703,13 +781,16 @@ typedef struct {
     int oom;
 } pbuf;
 
-static int pb_reserve(pbuf *b, size_t extra) {
-    if (b->oom) return -1;
+static int pb_reserve(pbuf *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
     if (extra > SIZE_MAX - b->len) {
         b->oom = 1;
         return -1;
     }
-    if (b->len + extra <= b->cap) return 0;
+    if (b->len + extra <= b->cap)
+        return 0;
     if (reserve(b->a, &b->p, &b->cap, b->len + extra, 1)) {
         b->oom = 1;
         return -1;
@@ -717,7 +798,8 @@ static int pb_reserve(pbuf *b, size_t extra) {
     return 0;
 }
 
-static size_t varint_size(uint64_t v) {
+static size_t varint_size(uint64_t v)
+{
     size_t n = 1;
     while (v >= 0x80) {
         v >>= 7;
@@ -727,7 +809,8 @@ static size_t varint_size(uint64_t v) {
 }
 
 /* Caller guarantees 10 bytes of room. */
-static void pb_varint_raw(pbuf *b, uint64_t v) {
+static void pb_varint_raw(pbuf *b, uint64_t v)
+{
     while (v >= 0x80) {
         b->p[b->len++] = (uint8_t)(v | 0x80);
         v >>= 7;
@@ -735,24 +818,29 @@ static void pb_varint_raw(pbuf *b, uint64_t v) {
     b->p[b->len++] = (uint8_t)v;
 }
 
-static void pb_varint(pbuf *b, uint64_t v) {
-    if (pb_reserve(b, 10) == 0) pb_varint_raw(b, v);
+static void pb_varint(pbuf *b, uint64_t v)
+{
+    if (pb_reserve(b, 10) == 0)
+        pb_varint_raw(b, v);
 }
 
-static void pb_tag(pbuf *b, unsigned field, unsigned wire_type) {
+static void pb_tag(pbuf *b, unsigned field, unsigned wire_type)
+{
     pb_varint(b, ((uint64_t)field << 3) | wire_type);
 }
 
 /* proto3 scalars: zero is the default and is left out. int64 takes the two's complement
  * as uint64, which is exactly protobuf's int64 varint encoding. */
-static void pb_uint(pbuf *b, unsigned field, uint64_t v) {
+static void pb_uint(pbuf *b, unsigned field, uint64_t v)
+{
     if (v) {
         pb_tag(b, field, WT_VARINT);
         pb_varint(b, v);
     }
 }
 
-static void pb_bytes(pbuf *b, unsigned field, const void *d, size_t n) {
+static void pb_bytes(pbuf *b, unsigned field, const void *d, size_t n)
+{
     pb_tag(b, field, WT_LEN);
     pb_varint(b, n);
     if (n && pb_reserve(b, n) == 0) {
@@ -764,19 +852,24 @@ static void pb_bytes(pbuf *b, unsigned field, const void *d, size_t n) {
 /* Nested messages are written in place behind a one-byte length guess; pb_end widens the
  * length if needed. Almost all of our messages are under 128 bytes, so this rarely moves
  * anything and saves a separate sizing pass. */
-static size_t pb_begin(pbuf *b, unsigned field) {
+static size_t pb_begin(pbuf *b, unsigned field)
+{
     pb_tag(b, field, WT_LEN);
-    if (pb_reserve(b, 1)) return 0;
+    if (pb_reserve(b, 1))
+        return 0;
     b->len++;
     return b->len;
 }
 
-static void pb_end(pbuf *b, size_t start) {
-    if (b->oom) return;
+static void pb_end(pbuf *b, size_t start)
+{
+    if (b->oom)
+        return;
     size_t body = b->len - start;
     size_t n = varint_size(body);
     if (n > 1) {
-        if (pb_reserve(b, n - 1)) return;
+        if (pb_reserve(b, n - 1))
+            return;
         memmove(b->p + start + n - 1, b->p + start, body);
         b->len += n - 1;
     }
@@ -786,14 +879,16 @@ static void pb_end(pbuf *b, size_t start) {
     b->len = end;
 }
 
-static void encode_value_type(pbuf *b, unsigned field, const vt_ent *vt) {
+static void encode_value_type(pbuf *b, unsigned field, const vt_ent *vt)
+{
     size_t m = pb_begin(b, field);
     pb_uint(b, VALUETYPE_TYPE, vt->type);
     pb_uint(b, VALUETYPE_UNIT, vt->unit);
     pb_end(b, m);
 }
 
-static void encode_sample(pbuf *b, const cs_pprof *p, const sample_ent *s, const int64_t *vals) {
+static void encode_sample(pbuf *b, const cs_pprof *p, const sample_ent *s, const int64_t *vals)
+{
     size_t m = pb_begin(b, PROFILE_SAMPLE);
     if (s->nloc) {
         size_t mm = pb_begin(b, SAMPLE_LOCATION_ID);
@@ -821,7 +916,8 @@ static void encode_sample(pbuf *b, const cs_pprof *p, const sample_ent *s, const
     pb_end(b, m);
 }
 
-static void encode_profile(pbuf *b, const cs_pprof *p) {
+static void encode_profile(pbuf *b, const cs_pprof *p)
+{
     for (size_t i = 0; i < p->ntypes; i++)
         encode_value_type(b, PROFILE_SAMPLE_TYPE, &p->types[i]);
 
@@ -872,25 +968,30 @@ static void encode_profile(pbuf *b, const cs_pprof *p) {
 
     pb_uint(b, PROFILE_TIME_NANOS, (uint64_t)p->time_nanos);
     pb_uint(b, PROFILE_DURATION_NANOS, (uint64_t)p->duration_nanos);
-    if (p->has_period_type) encode_value_type(b, PROFILE_PERIOD_TYPE, &p->period_type);
+    if (p->has_period_type)
+        encode_value_type(b, PROFILE_PERIOD_TYPE, &p->period_type);
     pb_uint(b, PROFILE_PERIOD, (uint64_t)p->period);
 }
 
 /* ---- gzip -------------------------------------------------------------------------------- */
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
     const cs_pprof_alloc *a = opaque;
-    if (size && items > SIZE_MAX / size) return Z_NULL;
+    if (size && items > SIZE_MAX / size)
+        return Z_NULL;
     return a->malloc_fn(a->ctx, (size_t)items * size);
 }
 
-static void z_free(voidpf opaque, voidpf ptr) {
+static void z_free(voidpf opaque, voidpf ptr)
+{
     const cs_pprof_alloc *a = opaque;
     a->free_fn(a->ctx, ptr);
 }
 
 static int gzip_buf(const cs_pprof_alloc *a, const uint8_t *in, size_t in_len, uint8_t **out,
-                    size_t *out_len) {
+                    size_t *out_len)
+{
     z_stream z;
     memset(&z, 0, sizeof z);
     z.zalloc = z_alloc;
@@ -924,7 +1025,8 @@ static int gzip_buf(const cs_pprof_alloc *a, const uint8_t *in, size_t in_len, u
         uInt before = z.avail_out;
         rc = deflate(&z, in_left || z.avail_in > 0 ? Z_NO_FLUSH : Z_FINISH);
         used += before - z.avail_out;
-        if (rc == Z_STREAM_END) break;
+        if (rc == Z_STREAM_END)
+            break;
         if (rc == Z_BUF_ERROR && z.avail_out != 0 && z.avail_in != 0) {
             rc = Z_STREAM_ERROR; /* no progress with room on both sides: give up */
             break;
@@ -942,7 +1044,8 @@ static int gzip_buf(const cs_pprof_alloc *a, const uint8_t *in, size_t in_len, u
 
 /* ---- public: encoding -------------------------------------------------------------------- */
 
-int cs_pprof_encode(cs_pprof *p, int gzip, uint8_t **out, size_t *out_len) {
+int cs_pprof_encode(cs_pprof *p, int gzip, uint8_t **out, size_t *out_len)
+{
     if (!p || !out || !out_len) {
         errno = EINVAL;
         return -1;

@@ -26,16 +26,19 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define PUSH_PATH "/push.v1.PusherService/Push"
-#define INGEST_PATH "/ingest"
+#define PUSH_PATH          "/push.v1.PusherService/Push"
+#define INGEST_PATH        "/ingest"
 #define DEFAULT_CONNECT_MS 5000
-#define DEFAULT_TOTAL_MS 20000
+#define DEFAULT_TOTAL_MS   20000
 /* Server defaults (pkg/validation/limits.go): over these, the whole profile is refused. */
-#define MAX_LABELS 30
-#define MAX_NAME_LEN 1024
+#define MAX_LABELS    30
+#define MAX_NAME_LEN  1024
 #define MAX_VALUE_LEN 2048
 
-int cs_push_global_init(void) { return cs_http_global_init(); }
+int cs_push_global_init(void)
+{
+    return cs_http_global_init();
+}
 
 /* ---- small growable byte buffer -------------------------------------------------------- */
 
@@ -45,11 +48,14 @@ typedef struct {
     int oom; /* sticky: once an append failed, the buffer is unusable */
 } sbuf;
 
-static void sb_put(sbuf *b, const void *data, size_t n) {
-    if (b->oom) return;
+static void sb_put(sbuf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
     if (b->len + n + 1 > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->len + n + 1) ncap *= 2;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
         char *np = realloc(b->p, ncap);
         if (!np) {
             b->oom = 1;
@@ -63,15 +69,20 @@ static void sb_put(sbuf *b, const void *data, size_t n) {
     b->p[b->len] = '\0';
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
 
-static void sb_printf(sbuf *b, const char *fmt, ...) {
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
     char tmp[256];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
+    if (n < 0)
+        return;
     sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
@@ -79,20 +90,27 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0 if none starts
  * there. Rejects overlongs, surrogates and code points past U+10FFFF, as Go does. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
     unsigned c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xc2) return 0;
-    if (c < 0xe0) return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2)
+        return 0;
+    if (c < 0xe0)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
     if (c < 0xf0) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0)) return 0;
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
+            return 0;
         return 3;
     }
     if (c < 0xf5) {
         if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
             return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90)) return 0;
+        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+            return 0;
         return 4;
     }
     return 0;
@@ -100,13 +118,15 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
 
 /* A valid UTF-8 copy of s: each invalid byte becomes U+FFFD, cut at a character boundary so
  * that the result holds at most max bytes. NULL on allocation failure. */
-static char *utf8_sanitize_dup(const char *s, size_t max) {
+static char *utf8_sanitize_dup(const char *s, size_t max)
+{
     static const char repl[] = "\xef\xbf\xbd";
     size_t n = strlen(s);
     /* Each input byte yields at most 3 output bytes (U+FFFD), and never more than max. */
     size_t cap = n <= max / 3 ? n * 3 : max;
     char *out = malloc(cap + 1);
-    if (!out) return NULL;
+    if (!out)
+        return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         size_t k = utf8_seq((const unsigned char *)s + i, n - i);
@@ -117,7 +137,8 @@ static char *utf8_sanitize_dup(const char *s, size_t max) {
             w = 3;
             k = 1;
         }
-        if (o + w > max) break;
+        if (o + w > max)
+            break;
         memcpy(out + o, src, w);
         o += w;
         i += k;
@@ -134,18 +155,22 @@ typedef struct {
     size_t n;
 } secrets;
 
-static void secrets_add(secrets *sc, const char *s) {
-    if (s && s[0] && sc->n < sizeof sc->s / sizeof sc->s[0]) sc->s[sc->n++] = s;
+static void secrets_add(secrets *sc, const char *s)
+{
+    if (s && s[0] && sc->n < sizeof sc->s / sizeof sc->s[0])
+        sc->s[sc->n++] = s;
 }
 
 /* Copies src to dst (cap bytes) as one printable line with every secret replaced by "***",
  * control characters by spaces and invalid UTF-8 by '?'; cut at a character boundary with
  * "..." when it does not fit. Secrets are replaced before cutting, so a cut can never leave
  * a secret's prefix behind that was whole in src. */
-static void clean_line(char *dst, size_t cap, const char *src, const secrets *sc) {
+static void clean_line(char *dst, size_t cap, const char *src, const secrets *sc)
+{
     size_t o = 0, n = strlen(src);
     int cut = 0;
-    if (cap == 0) return;
+    if (cap == 0)
+        return;
     for (size_t i = 0; i < n && !cut;) {
         const char *piece = NULL;
         size_t plen = 0, adv = 0;
@@ -195,11 +220,13 @@ static void clean_line(char *dst, size_t cap, const char *src, const secrets *sc
         }
     }
     /* Trailing blanks say nothing. */
-    while (o > 0 && dst[o - 1] == ' ') o--;
+    while (o > 0 && dst[o - 1] == ' ')
+        o--;
     dst[o] = '\0';
 }
 
-static void set_err(cs_send_result *r, const secrets *sc, const char *fmt, ...) {
+static void set_err(cs_send_result *r, const secrets *sc, const char *fmt, ...)
+{
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -210,30 +237,40 @@ static void set_err(cs_send_result *r, const secrets *sc, const char *fmt, ...) 
 
 /* ---- a minimal JSON reader: only to find a top-level "message" string ------------------- */
 
-static const char *js_ws(const char *p, const char *e) {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+static const char *js_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
     return p;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
-static long js_u4(const char *p, const char *e) {
-    if (e - p < 4) return -1;
+static long js_u4(const char *p, const char *e)
+{
+    if (e - p < 4)
+        return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
         int h = hexval(p[i]);
-        if (h < 0) return -1;
+        if (h < 0)
+            return -1;
         v = v * 16 + h;
     }
     return v;
 }
 
-static size_t put_utf8(char *o, unsigned long cp) {
+static size_t put_utf8(char *o, unsigned long cp)
+{
     if (cp < 0x80) {
         o[0] = (char)cp;
         return 1;
@@ -258,20 +295,28 @@ static size_t put_utf8(char *o, unsigned long cp) {
 
 /* p at '"'. Decodes the string into out (cap bytes, NUL-terminated, silently cut) when out is
  * not NULL. Returns the position after the closing quote, or NULL if it is not a string. */
-static const char *js_string(const char *p, const char *e, char *out, size_t cap) {
+static const char *js_string(const char *p, const char *e, char *out, size_t cap)
+{
     size_t o = 0;
-    if (p >= e || *p != '"') return NULL;
+    if (p >= e || *p != '"')
+        return NULL;
     p++;
     while (p < e && *p != '"') {
         char buf[4];
         size_t n = 1;
         if (*p == '\\') {
-            if (++p >= e) return NULL;
+            if (++p >= e)
+                return NULL;
             switch (*p) {
-            case 'n': case 'r': case 't': case 'b': case 'f': buf[0] = ' '; break;
+            case 'n':
+            case 'r':
+            case 't':
+            case 'b':
+            case 'f': buf[0] = ' '; break;
             case 'u': {
                 long cp = js_u4(p + 1, e);
-                if (cp < 0) return NULL;
+                if (cp < 0)
+                    return NULL;
                 p += 4;
                 if (cp >= 0xd800 && cp < 0xdc00 && e - p > 6 && p[1] == '\\' && p[2] == 'u') {
                     long lo = js_u4(p + 3, e);
@@ -280,8 +325,10 @@ static const char *js_string(const char *p, const char *e, char *out, size_t cap
                         p += 6;
                     }
                 }
-                if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd; /* lone surrogate */
-                if (cp < 0x20) cp = ' ';
+                if (cp >= 0xd800 && cp < 0xe000)
+                    cp = 0xfffd; /* lone surrogate */
+                if (cp < 0x20)
+                    cp = ' ';
                 n = put_utf8(buf, (unsigned long)cp);
                 break;
             }
@@ -296,61 +343,80 @@ static const char *js_string(const char *p, const char *e, char *out, size_t cap
         }
         p++;
     }
-    if (p >= e) return NULL;
-    if (out && cap) out[o < cap ? o : cap - 1] = '\0';
+    if (p >= e)
+        return NULL;
+    if (out && cap)
+        out[o < cap ? o : cap - 1] = '\0';
     return p + 1;
 }
 
-static const char *js_value(const char *p, const char *e, int depth) {
+static const char *js_value(const char *p, const char *e, int depth)
+{
     p = js_ws(p, e);
-    if (p >= e || depth > 16) return NULL;
-    if (*p == '"') return js_string(p, e, NULL, 0);
+    if (p >= e || depth > 16)
+        return NULL;
+    if (*p == '"')
+        return js_string(p, e, NULL, 0);
     if (*p == '{' || *p == '[') {
         char close = *p == '{' ? '}' : ']';
         p = js_ws(p + 1, e);
-        if (p < e && *p == close) return p + 1;
+        if (p < e && *p == close)
+            return p + 1;
         for (;;) {
             if (close == '}') {
                 p = js_string(js_ws(p, e), e, NULL, 0);
-                if (!p) return NULL;
+                if (!p)
+                    return NULL;
                 p = js_ws(p, e);
-                if (p >= e || *p != ':') return NULL;
+                if (p >= e || *p != ':')
+                    return NULL;
                 p++;
             }
             p = js_value(p, e, depth + 1);
-            if (!p) return NULL;
+            if (!p)
+                return NULL;
             p = js_ws(p, e);
-            if (p >= e) return NULL;
-            if (*p == close) return p + 1;
-            if (*p != ',') return NULL;
+            if (p >= e)
+                return NULL;
+            if (*p == close)
+                return p + 1;
+            if (*p != ',')
+                return NULL;
             p++;
         }
     }
     /* number, true, false, null */
     const char *s = p;
-    while (p < e && !strchr(",}] \t\r\n", *p)) p++;
+    while (p < e && !strchr(",}] \t\r\n", *p))
+        p++;
     return p > s ? p : NULL;
 }
 
 /* Finds "message" in a top-level JSON object such as Connect's {"code":..,"message":..}. */
-static int json_message(const char *body, size_t len, char *out, size_t cap) {
+static int json_message(const char *body, size_t len, char *out, size_t cap)
+{
     const char *p = body, *e = body + len;
     p = js_ws(p, e);
-    if (p >= e || *p != '{') return 0;
+    if (p >= e || *p != '{')
+        return 0;
     p = js_ws(p + 1, e);
     while (p < e && *p != '}') {
         char key[16];
         p = js_string(p, e, key, sizeof key);
-        if (!p) return 0;
+        if (!p)
+            return 0;
         p = js_ws(p, e);
-        if (p >= e || *p != ':') return 0;
+        if (p >= e || *p != ':')
+            return 0;
         p = js_ws(p + 1, e);
         if (strcmp(key, "message") == 0 && p < e && *p == '"')
             return js_string(p, e, out, cap) != NULL;
         p = js_value(p, e, 1);
-        if (!p) return 0;
+        if (!p)
+            return 0;
         p = js_ws(p, e);
-        if (p < e && *p == ',') p = js_ws(p + 1, e);
+        if (p < e && *p == ',')
+            p = js_ws(p + 1, e);
     }
     return 0;
 }
@@ -358,16 +424,19 @@ static int json_message(const char *body, size_t len, char *out, size_t cap) {
 /* What to say about a non-2xx response: the JSON message, or else the first line of a short
  * text body (Go's "404 page not found"); HTML error pages from proxies say nothing useful. */
 static void describe_status(cs_send_result *r, const secrets *sc, const cs_http_response *rs,
-                            const char *suffix) {
+                            const char *suffix)
+{
     char msg[1024];
     msg[0] = '\0';
     if (!json_message(rs->body, rs->body_len, msg, sizeof msg)) {
         msg[0] = '\0';
         const char *p = rs->body;
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
         if (*p && *p != '<' && *p != '{') {
             size_t n = strcspn(p, "\r\n");
-            if (n >= sizeof msg) n = sizeof msg - 1;
+            if (n >= sizeof msg)
+                n = sizeof msg - 1;
             memcpy(msg, p, n);
             msg[n] = '\0';
         }
@@ -380,7 +449,8 @@ static void describe_status(cs_send_result *r, const secrets *sc, const cs_http_
 
 /* ---- base64, only to scrub the Authorization token should a server echo it ------------- */
 
-static char *base64_dup(const char *a, const char *b) {
+static char *base64_dup(const char *a, const char *b)
+{
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t la = strlen(a), lb = strlen(b), n = la + 1 + lb;
     unsigned char *in = malloc(n + 1);
@@ -396,8 +466,10 @@ static char *base64_dup(const char *a, const char *b) {
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
+        if (i + 1 < n)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
         out[o++] = tbl[(v >> 18) & 63];
         out[o++] = tbl[(v >> 12) & 63];
         out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
@@ -413,20 +485,22 @@ static char *base64_dup(const char *a, const char *b) {
 /* ---- the server URL ------------------------------------------------------------------- */
 
 typedef struct {
-    char *base;      /* scheme://host[:port][/prefix] without trailing '/' or userinfo */
-    char *url_user;  /* from userinfo, percent-decoded, or NULL */
-    char *url_pass;  /* idem; a secret */
+    char *base;         /* scheme://host[:port][/prefix] without trailing '/' or userinfo */
+    char *url_user;     /* from userinfo, percent-decoded, or NULL */
+    char *url_pass;     /* idem; a secret */
     char *url_pass_raw; /* as written in the URL (still percent-encoded); a secret */
 } parsed_url;
 
-static void free_secret(char *s) {
+static void free_secret(char *s)
+{
     if (s) {
         memset(s, 0, strlen(s));
         free(s);
     }
 }
 
-static void parsed_url_free(parsed_url *u) {
+static void parsed_url_free(parsed_url *u)
+{
     free(u->base);
     free(u->url_user);
     free_secret(u->url_pass);
@@ -434,9 +508,11 @@ static void parsed_url_free(parsed_url *u) {
     memset(u, 0, sizeof *u);
 }
 
-static char *pct_decode_dup(const char *s, size_t n) {
+static char *pct_decode_dup(const char *s, size_t n)
+{
     char *out = malloc(n + 1);
-    if (!out) return NULL;
+    if (!out)
+        return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int h1, h2;
@@ -452,7 +528,8 @@ static char *pct_decode_dup(const char *s, size_t n) {
     return out;
 }
 
-static char *strndup_or_null(const char *s, size_t n) {
+static char *strndup_or_null(const char *s, size_t n)
+{
     char *p = malloc(n + 1);
     if (p) {
         memcpy(p, s, n);
@@ -463,7 +540,8 @@ static char *strndup_or_null(const char *s, size_t n) {
 
 /* Splits URL into its parts. Returns 0, -1 with a message (that never quotes the URL, which
  * may hold a password) in err, or -2 on allocation failure. */
-static int parse_url(const char *url, parsed_url *u, const char **err) {
+static int parse_url(const char *url, parsed_url *u, const char **err)
+{
     memset(u, 0, sizeof *u);
     *err = NULL;
     if (!url || !url[0]) {
@@ -496,7 +574,8 @@ static int parse_url(const char *url, parsed_url *u, const char **err) {
      * percent-encoded, but be lenient). */
     const char *at = NULL;
     for (const char *p = auth; p < auth + alen; p++)
-        if (*p == '@') at = p;
+        if (*p == '@')
+            at = p;
     const char *host = at ? at + 1 : auth;
     size_t hlen = (size_t)(auth + alen - host);
     if (hlen == 0 || host[0] == ':') {
@@ -507,18 +586,22 @@ static int parse_url(const char *url, parsed_url *u, const char **err) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
         size_t ulen = colon ? (size_t)(colon - auth) : (size_t)(at - auth);
         u->url_user = pct_decode_dup(auth, ulen);
-        if (!u->url_user) goto oom;
+        if (!u->url_user)
+            goto oom;
         if (colon) {
             size_t plen = (size_t)(at - colon - 1);
             u->url_pass = pct_decode_dup(colon + 1, plen);
             u->url_pass_raw = strndup_or_null(colon + 1, plen);
-            if (!u->url_pass || !u->url_pass_raw) goto oom;
+            if (!u->url_pass || !u->url_pass_raw)
+                goto oom;
         }
     }
     size_t plen = strlen(rest);
-    while (plen > 0 && rest[plen - 1] == '/') plen--; /* "http://h:4040/" and "...//" alike */
+    while (plen > 0 && rest[plen - 1] == '/')
+        plen--; /* "http://h:4040/" and "...//" alike */
     u->base = malloc(slen + hlen + plen + 1);
-    if (!u->base) goto oom;
+    if (!u->base)
+        goto oom;
     memcpy(u->base, url, slen);
     memcpy(u->base + slen, host, hlen);
     memcpy(u->base + slen + hlen, rest, plen);
@@ -535,7 +618,8 @@ typedef struct {
     char *name, *value;
 } lbl;
 
-static void lbls_free(lbl *l, size_t n) {
+static void lbls_free(lbl *l, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         free(l[i].name);
         free(l[i].value);
@@ -545,13 +629,17 @@ static void lbls_free(lbl *l, size_t n) {
 
 /* Label names are reduced to what both APIs accept everywhere: [A-Za-z0-9_.], not starting
  * with a digit (Prometheus rules, plus '.' which ingest tag keys allow). */
-static char *clean_name(const char *s) {
+static char *clean_name(const char *s)
+{
     size_t n = strlen(s);
-    if (n > MAX_NAME_LEN - 1) n = MAX_NAME_LEN - 1;
+    if (n > MAX_NAME_LEN - 1)
+        n = MAX_NAME_LEN - 1;
     char *out = malloc(n + 2);
-    if (!out) return NULL;
+    if (!out)
+        return NULL;
     size_t o = 0;
-    if (s[0] >= '0' && s[0] <= '9') out[o++] = '_';
+    if (s[0] >= '0' && s[0] <= '9')
+        out[o++] = '_';
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -566,7 +654,8 @@ static char *clean_name(const char *s) {
  * service_name first, at most MAX_LABELS. Returns 0, -1 (bad labels, *err says why) or -2
  * (out of memory). */
 static int normalize_labels(const cs_label *in, size_t nin, lbl **out, size_t *nout,
-                            const char **err) {
+                            const char **err)
+{
     *out = NULL;
     *nout = 0;
     *err = NULL;
@@ -575,14 +664,18 @@ static int normalize_labels(const cs_label *in, size_t nin, lbl **out, size_t *n
         return -1;
     }
     lbl *all = calloc(nin ? nin : 1, sizeof *all);
-    if (!all) return -2;
+    if (!all)
+        return -2;
     size_t n = 0;
     for (size_t i = 0; i < nin; i++) {
-        if (!in[i].name || !in[i].name[0] || !in[i].value || !in[i].value[0]) continue;
+        if (!in[i].name || !in[i].name[0] || !in[i].value || !in[i].value[0])
+            continue;
         char *name = clean_name(in[i].name);
-        if (!name) goto oom;
+        if (!name)
+            goto oom;
         int dup = 0;
-        for (size_t k = 0; k < n && !dup; k++) dup = strcmp(all[k].name, name) == 0;
+        for (size_t k = 0; k < n && !dup; k++)
+            dup = strcmp(all[k].name, name) == 0;
         if (dup) {
             free(name);
             continue;
@@ -601,7 +694,8 @@ static int normalize_labels(const cs_label *in, size_t nin, lbl **out, size_t *n
     size_t front = 0;
     for (size_t r = 0; r < 2; r++) {
         size_t k = front;
-        while (k < n && strcmp(all[k].name, required[r]) != 0) k++;
+        while (k < n && strcmp(all[k].name, required[r]) != 0)
+            k++;
         if (k == n) {
             lbls_free(all, n);
             *err = r == 0 ? "labels: __name__ is required (e.g. process_cpu)"
@@ -627,7 +721,8 @@ oom:
 
 /* ---- protobuf writer (push.v1 / types.v1) ----------------------------------------------- */
 
-static size_t pb_varint_len(uint64_t v) {
+static size_t pb_varint_len(uint64_t v)
+{
     size_t n = 1;
     while (v >= 0x80) {
         v >>= 7;
@@ -637,9 +732,13 @@ static size_t pb_varint_len(uint64_t v) {
 }
 
 /* Size of a length-delimited field (tag + length + payload); all tags here are one byte. */
-static size_t pb_len_field(size_t payload) { return 1 + pb_varint_len(payload) + payload; }
+static size_t pb_len_field(size_t payload)
+{
+    return 1 + pb_varint_len(payload) + payload;
+}
 
-static uint8_t *pb_varint(uint8_t *o, uint64_t v) {
+static uint8_t *pb_varint(uint8_t *o, uint64_t v)
+{
     while (v >= 0x80) {
         *o++ = (uint8_t)(v | 0x80);
         v >>= 7;
@@ -649,7 +748,8 @@ static uint8_t *pb_varint(uint8_t *o, uint64_t v) {
 }
 
 /* Writes the key and length of field FNO (wire type 2) and, if data, the payload. */
-static uint8_t *pb_bytes(uint8_t *o, unsigned fno, const void *data, size_t n) {
+static uint8_t *pb_bytes(uint8_t *o, unsigned fno, const void *data, size_t n)
+{
     *o++ = (uint8_t)(fno << 3 | 2);
     o = pb_varint(o, n);
     if (data) {
@@ -659,7 +759,8 @@ static uint8_t *pb_bytes(uint8_t *o, unsigned fno, const void *data, size_t n) {
     return o;
 }
 
-static size_t label_pair_len(const lbl *l) {
+static size_t label_pair_len(const lbl *l)
+{
     return pb_len_field(strlen(l->name)) + pb_len_field(strlen(l->value));
 }
 
@@ -667,13 +768,16 @@ static size_t label_pair_len(const lbl *l) {
  * samples: [RawSample{ raw_profile = 1, ID = 2 }] = 2 }] = 1 }. Sizes are computed first so
  * the message is written once into an exact buffer. */
 static uint8_t *encode_push_request(const lbl *l, size_t nl, const uint8_t *pprof, size_t len,
-                                    const char *id, size_t *out_len) {
+                                    const char *id, size_t *out_len)
+{
     size_t sample = pb_len_field(len) + pb_len_field(strlen(id));
     size_t series = pb_len_field(sample);
-    for (size_t i = 0; i < nl; i++) series += pb_len_field(label_pair_len(&l[i]));
+    for (size_t i = 0; i < nl; i++)
+        series += pb_len_field(label_pair_len(&l[i]));
     size_t total = pb_len_field(series);
     uint8_t *buf = malloc(total ? total : 1);
-    if (!buf) return NULL;
+    if (!buf)
+        return NULL;
     uint8_t *o = pb_bytes(buf, 1, NULL, series);
     for (size_t i = 0; i < nl; i++) {
         o = pb_bytes(o, 1, NULL, label_pair_len(&l[i]));
@@ -687,12 +791,12 @@ static uint8_t *encode_push_request(const lbl *l, size_t nl, const uint8_t *ppro
     return buf;
 }
 
-static uint8_t *gzip_dup(const uint8_t *in, size_t n, size_t *out_len) {
+static uint8_t *gzip_dup(const uint8_t *in, size_t n, size_t *out_len)
+{
     z_stream z;
     memset(&z, 0, sizeof z);
     /* 15 + 16: a gzip wrapper (what Content-Encoding: gzip means), not zlib's. */
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return NULL;
     uLong cap = deflateBound(&z, (uLong)n) + 32;
     uint8_t *out = malloc(cap);
@@ -715,12 +819,14 @@ static uint8_t *gzip_dup(const uint8_t *in, size_t n, size_t *out_len) {
 }
 
 /* A random (version 4) UUID, as the SDKs put in RawSample.ID. */
-static void uuid_v4(char out[37]) {
+static void uuid_v4(char out[37])
+{
     unsigned char b[16];
     size_t got = 0;
     while (got < sizeof b) {
         ssize_t k = getrandom(b + got, sizeof b - got, GRND_NONBLOCK);
-        if (k <= 0) break;
+        if (k <= 0)
+            break;
         got += (size_t)k;
     }
     if (got < sizeof b) {
@@ -741,7 +847,8 @@ static void uuid_v4(char out[37]) {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
         out[o++] = hex[b[i] >> 4];
         out[o++] = hex[b[i] & 15];
     }
@@ -750,7 +857,8 @@ static void uuid_v4(char out[37]) {
 
 /* ---- ingest query ------------------------------------------------------------------- */
 
-static void sb_pct(sbuf *b, const char *s) {
+static void sb_pct(sbuf *b, const char *s)
+{
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned c = *p;
@@ -769,29 +877,36 @@ static void sb_pct(sbuf *b, const char *s) {
  * [A-Za-z0-9_./-]; when service_name has other characters, the app name is a cleaned copy and
  * the true value goes along as a service_name tag, which the server prefers. Values lose ','
  * and '}' (they would end the value), replaced by '_'. */
-static void ingest_name(sbuf *b, const lbl *l, size_t nl) {
+static void ingest_name(sbuf *b, const lbl *l, size_t nl)
+{
     const char *svc = l[1].value; /* normalize_labels put service_name second */
     int changed = 0;
     for (const char *p = svc; *p; p++) {
         char c = *p;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '_' || c == '.' || c == '/' || c == '-';
-        if (!ok) changed = 1;
+        if (!ok)
+            changed = 1;
         sb_put(b, ok ? &c : "_", 1);
     }
     int ntags = 0;
     for (size_t i = 0; i < nl; i++) {
-        if (strncmp(l[i].name, "__", 2) == 0) continue;
-        if (strcmp(l[i].name, "service_name") == 0 && !changed) continue;
+        if (strncmp(l[i].name, "__", 2) == 0)
+            continue;
+        if (strcmp(l[i].name, "service_name") == 0 && !changed)
+            continue;
         sb_str(b, ntags++ ? "," : "{");
         sb_str(b, l[i].name);
         sb_put(b, "=", 1);
-        for (const char *p = l[i].value; *p; p++) sb_put(b, (*p == ',' || *p == '}') ? "_" : p, 1);
+        for (const char *p = l[i].value; *p; p++)
+            sb_put(b, (*p == ',' || *p == '}') ? "_" : p, 1);
     }
-    if (ntags) sb_put(b, "}", 1);
+    if (ntags)
+        sb_put(b, "}", 1);
 }
 
-static int64_t now_seconds(void) {
+static int64_t now_seconds(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec;
@@ -809,7 +924,8 @@ typedef struct {
  * HTTP status, or 0 when no response arrived. */
 static long post(const ctx *cx, const char *url, const char *endpoint_label,
                  const char *const *hdrs, size_t nh, const uint8_t *body, size_t blen,
-                 const char *suffix, cs_send_result *r) {
+                 const char *suffix, cs_send_result *r)
+{
     cs_http_request rq = {0};
     rq.url = url;
     rq.user = cx->user;
@@ -852,11 +968,13 @@ static long post(const ctx *cx, const char *url, const char *endpoint_label,
 
 /* ---- the API ------------------------------------------------------------------------ */
 
-int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
-                 const uint8_t *pprof, size_t len, int64_t from_ns, int64_t until_ns,
-                 int sample_rate, int *push_unsupported, cs_send_result *r) {
+int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels, const uint8_t *pprof,
+                 size_t len, int64_t from_ns, int64_t until_ns, int sample_rate,
+                 int *push_unsupported, cs_send_result *r)
+{
     cs_send_result dummy;
-    if (!r) r = &dummy;
+    if (!r)
+        r = &dummy;
     memset(r, 0, sizeof *r);
 
     secrets sc = {{0}, 0};
@@ -875,7 +993,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
     }
     secrets_add(&sc, srv->password);
     int prc = parse_url(srv->url, &u, &err);
-    if (prc == -2) goto oom;
+    if (prc == -2)
+        goto oom;
     if (prc < 0) {
         set_err(r, &sc, "%s", err);
         goto out;
@@ -896,12 +1015,14 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
     }
     if (cx.user || cx.password) {
         token = base64_dup(cx.user ? cx.user : "", cx.password ? cx.password : "");
-        if (!token) goto oom;
+        if (!token)
+            goto oom;
         secrets_add(&sc, token);
     }
     cx.connect_ms = srv->connect_timeout_ms > 0 ? srv->connect_timeout_ms : DEFAULT_CONNECT_MS;
     cx.total_ms = srv->total_timeout_ms > 0 ? srv->total_timeout_ms : DEFAULT_TOTAL_MS;
-    if (cx.connect_ms > cx.total_ms) cx.connect_ms = cx.total_ms;
+    if (cx.connect_ms > cx.total_ms)
+        cx.connect_ms = cx.total_ms;
 
     if (srv->tenant && srv->tenant[0]) {
         for (const char *p = srv->tenant; *p; p++) {
@@ -913,7 +1034,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
         }
         size_t n = strlen(srv->tenant) + sizeof "X-Scope-OrgID: ";
         tenant_hdr = malloc(n);
-        if (!tenant_hdr) goto oom;
+        if (!tenant_hdr)
+            goto oom;
         snprintf(tenant_hdr, n, "X-Scope-OrgID: %s", srv->tenant);
     }
 
@@ -922,7 +1044,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
         goto out;
     }
     int lrc = normalize_labels(labels, nlabels, &l, &nl, &err);
-    if (lrc == -2) goto oom;
+    if (lrc == -2)
+        goto oom;
     if (lrc < 0) {
         set_err(r, &sc, "%s", err);
         goto out;
@@ -935,12 +1058,15 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
         uuid_v4(id);
         size_t mlen = 0, glen = 0;
         msg = encode_push_request(l, nl, pprof, len, id, &mlen);
-        if (!msg) goto oom;
+        if (!msg)
+            goto oom;
         gz = gzip_dup(msg, mlen, &glen);
-        if (!gz) goto oom;
+        if (!gz)
+            goto oom;
         sb_str(&url, u.base);
         sb_str(&url, PUSH_PATH);
-        if (url.oom) goto oom;
+        if (url.oom)
+            goto oom;
         const char *hdrs[] = {"Content-Type: application/proto", "Content-Encoding: gzip",
                               "Connect-Protocol-Version: 1", tenant_hdr};
         long st = post(&cx, url.p, url.p, hdrs, tenant_hdr ? 4 : 3, gz, glen, "", r);
@@ -950,7 +1076,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
         }
         /* No push API here (an older server, or a prefix that only serves /ingest): say so
          * for the next calls, and give this profile its one chance on /ingest. */
-        if (push_unsupported) *push_unsupported = 1;
+        if (push_unsupported)
+            *push_unsupported = 1;
         fallback_note = " (after push answered 404)";
         url.len = 0;
     }
@@ -964,7 +1091,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
     int64_t now = now_seconds();
     int64_t from = from_ns > 0 ? from_ns / 1000000000 : now;
     int64_t until = until_ns > 0 ? until_ns / 1000000000 : now;
-    if (until < from) until = from;
+    if (until < from)
+        until = from;
     sb_str(&url, u.base);
     sb_str(&url, INGEST_PATH);
     if (url.oom) {
@@ -977,7 +1105,8 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
     free(name.p);
     sb_printf(&url, "&from=%lld&until=%lld&format=pprof&sampleRate=%d&spyName=crashscope",
               (long long)from, (long long)until, sample_rate > 0 ? sample_rate : 100);
-    if (url.oom || ep.oom) goto oom;
+    if (url.oom || ep.oom)
+        goto oom;
     {
         const char *hdrs[] = {"Content-Type: application/octet-stream", tenant_hdr};
         long st = post(&cx, url.p, ep.p, hdrs, tenant_hdr ? 2 : 1, pprof, len, fallback_note, r);
@@ -1000,6 +1129,7 @@ out:
     free(tenant_hdr);
     free_secret(token);
     parsed_url_free(&u);
-    if (ret == 0) r->error[0] = '\0';
+    if (ret == 0)
+        r->error[0] = '\0';
     return ret;
 }

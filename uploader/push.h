@@ -70,9 +70,9 @@ int cs_push_global_init(void);
  * *PUSH_UNSUPPORTED (in/out, may be NULL): set to 1 when the push path answered 404 (the same
  * profile is then sent once to /ingest within this call), and when already 1, goes straight
  * to /ingest. Returns 0 if the server accepted it (2xx), -1 otherwise; R is always filled. */
-int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels,
-                 const uint8_t *pprof, size_t len, int64_t from_ns, int64_t until_ns,
-                 int sample_rate, int *push_unsupported, cs_send_result *r);
+int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels, const uint8_t *pprof,
+                 size_t len, int64_t from_ns, int64_t until_ns, int sample_rate,
+                 int *push_unsupported, cs_send_result *r);
 
 #ifdef __cplusplus
 }

@@ -90,9 +90,9 @@ static int queue_slices(cs_db *db, const cs_process_meta *m, int64_t process_id,
                           .from_ts = s,
                           .until_ts = s + CS_SLICE_SECONDS - 1};
             size_t stacks = 0;
-            cs_pprof *pp = cs_profile_build(db, &q, hz, s * 1000000000LL,
-                                            CS_SLICE_SECONDS * 1000000000LL, CS_PROFILE_UPLOAD,
-                                            &stacks);
+            cs_pprof *pp =
+                cs_profile_build(db, &q, hz, s * 1000000000LL, CS_SLICE_SECONDS * 1000000000LL,
+                                 CS_PROFILE_UPLOAD, &stacks);
             if (!pp)
                 return -1;
             if (stacks == 0) {
@@ -255,8 +255,8 @@ int cs_upload_send_due(cs_db *db, const cs_config *cfg, int force, int64_t deadl
             int64_t backoff = 5LL << (u->attempts < 7 ? u->attempts : 7);
             if (backoff > 600)
                 backoff = 600;
-            cs_db_upload_result(db, u->id, state, now + backoff, r.http_status, r.endpoint,
-                                r.bytes, r.error, now_ns());
+            cs_db_upload_result(db, u->id, state, now + backoff, r.http_status, r.endpoint, r.bytes,
+                                r.error, now_ns());
             if (ok == 0) {
                 rep->sent++;
             } else {

@@ -36,6 +36,25 @@ check(fns[:1] and "strlen" in fns[0] and not any("faulthandler" in f for f in fn
       "the crash stack starts at the fault (strlen of NULL), not in a handler: %s" % fns[:5])
 check(c.get("thread", {}).get("name") == "python3", "thread name recorded: %s" % c.get("thread"))
 
+# faulthandler gives the main thread a small alternate stack of its own (16 KiB on the heap):
+# crashscope keeps its bigger one for its handlers, so neither sampling nor the crash capture
+# can overflow into the heap (that once showed as "malloc(): unaligned tcache chunk").
+bad = []
+for i in range(20):
+    st, out, err = run(["/usr/bin/python3", "-X", "faulthandler", "-c",
+                        "import ctypes; ctypes.string_at(0)"],
+                       env=clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=os.path.join(d, "fh20.db"),
+                                     CRASHSCOPE_CPU_HZ=1000), timeout=30)
+    if st != -signal.SIGSEGV or "tcache" in err or "free()" in err:
+        bad.append((st, err[:80]))
+check(not bad, "20 faulthandler crashes, all a clean SIGSEGV: %s" % bad[:3])
+st, out, err = run(["/usr/bin/python3", "-X", "faulthandler", "-c",
+                    "import time\nt = time.process_time() + 1\nwhile time.process_time() < t: pass"],
+                   env=clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=os.path.join(d, "fhs.db")))
+main_cpu = query(os.path.join(d, "fhs.db"), "SELECT SUM(count) FROM samples WHERE profile = 'cpu'")[0][0]
+check(st == 0 and (main_cpu or 0) >= 80,
+      "with faulthandler on, the main thread is still sampled (%s)" % main_cpu)
+
 db = os.path.join(d, "kill.db")
 env = clean_env(LD_PRELOAD=LIBRARY, CRASHSCOPE_DB=db)
 p = subprocess.Popen([prog("hot"), "30"], env=env)

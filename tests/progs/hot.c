@@ -29,7 +29,8 @@ int main(int argc, char **argv)
 {
     double secs = argc > 1 ? atof(argv[1]) : 5;
     struct timespec s, n;
-    clockid_t clk = argc > 2 && !strcmp(argv[2], "wall") ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID;
+    clockid_t clk =
+        argc > 2 && !strcmp(argv[2], "wall") ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID;
     clock_gettime(clk, &s);
     do {
         hot_function();

@@ -17,16 +17,16 @@ static int elapsed(const struct timespec *s)
     return (n.tv_sec - s->tv_sec) + (n.tv_nsec - s->tv_nsec) / 1e9 >= secs;
 }
 
-#define WORKER(name)                                                                            \
-    __attribute__((noinline)) void name(void)                                                  \
-    {                                                                                          \
-        struct timespec s;                                                                     \
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s);                                            \
-        double x = 0;                                                                          \
-        while (!elapsed(&s))                                                                   \
-            for (int i = 0; i < 200000; i++)                                                   \
-                x += i;                                                                        \
-        sink = x;                                                                              \
+#define WORKER(name)                                                                               \
+    __attribute__((noinline)) void name(void)                                                      \
+    {                                                                                              \
+        struct timespec s;                                                                         \
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s);                                                \
+        double x = 0;                                                                              \
+        while (!elapsed(&s))                                                                       \
+            for (int i = 0; i < 200000; i++)                                                       \
+                x += i;                                                                            \
+        sink = x;                                                                                  \
     }
 WORKER(worker_alpha)
 WORKER(worker_beta)

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #define PROBE_CS_PUBLIC __attribute__((visibility("default")))
-#define PROBE_MAX 160
+#define PROBE_MAX       160
 
 typedef struct capture {
     cs_pyframe frames[PROBE_MAX];

@@ -39,7 +39,8 @@ static int failures;
     } while (0)
 
 /* noinline and used through a volatile pointer so that it exists as a LOCAL FUNC symbol. */
-__attribute__((noinline)) static int cs_test_local_marker(int x) {
+__attribute__((noinline)) static int cs_test_local_marker(int x)
+{
     volatile int acc = 0;
     for (int i = 0; i < x; i++)
         acc += i * x;
@@ -56,7 +57,8 @@ struct module {
     int found;
 };
 
-static int find_module_cb(struct dl_phdr_info *info, size_t size, void *data) {
+static int find_module_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
     (void)size;
     struct module *m = data;
     uintptr_t want = (uintptr_t)m->want;
@@ -64,12 +66,16 @@ static int find_module_cb(struct dl_phdr_info *info, size_t size, void *data) {
     uint64_t low = UINT64_MAX;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
+        if (ph->p_type != PT_LOAD)
+            continue;
         uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (want >= start && want < start + ph->p_memsz) hit = 1;
-        if (ph->p_vaddr < low) low = ph->p_vaddr;
+        if (want >= start && want < start + ph->p_memsz)
+            hit = 1;
+        if (ph->p_vaddr < low)
+            low = ph->p_vaddr;
     }
-    if (!hit) return 0;
+    if (!hit)
+        return 0;
     /* The main program has an empty name; the kernel's link resolves to its file. */
     snprintf(m->path, sizeof m->path, "%s",
              info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe");
@@ -77,7 +83,8 @@ static int find_module_cb(struct dl_phdr_info *info, size_t size, void *data) {
     m->low_vaddr = low & ~0xfffULL;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE) continue;
+        if (ph->p_type != PT_NOTE)
+            continue;
         const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
         size_t off = 0, align = ph->p_align == 8 ? 8 : 4;
         while (off + sizeof(ElfW(Nhdr)) <= ph->p_memsz) {
@@ -96,14 +103,16 @@ static int find_module_cb(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
-static int find_module(const void *addr, struct module *m) {
+static int find_module(const void *addr, struct module *m)
+{
     memset(m, 0, sizeof *m);
     m->want = addr;
     dl_iterate_phdr(find_module_cb, m);
     return m->found;
 }
 
-static void test_self(void) {
+static void test_self(void)
+{
     int (*volatile fn)(int) = cs_test_local_marker;
     CHECK(fn(3) == 9, "marker function computes");
     struct module m;
@@ -113,7 +122,8 @@ static void test_self(void) {
     }
     cs_elfsym *e = cs_elfsym_open("/proc/self/exe");
     CHECK(e != NULL, "open /proc/self/exe");
-    if (!e) return;
+    if (!e)
+        return;
     uint64_t vaddr = (uintptr_t)fn - m.bias, start = 0;
     const char *name = cs_elfsym_lookup(e, vaddr, &start);
     CHECK(name && strcmp(name, "cs_test_local_marker") == 0, "self lookup at entry gave %s",
@@ -150,18 +160,22 @@ static void test_self(void) {
     cs_elfsym_close(e);
 }
 
-static void *libc_sym(const char *name) {
+static void *libc_sym(const char *name)
+{
     /* From libc's own handle: a sanitizer may interpose the global definition. */
     void *h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     void *p = h ? dlsym(h, name) : NULL;
-    if (h) dlclose(h);
+    if (h)
+        dlclose(h);
     return p;
 }
 
-static void expect_libc(cs_elfsym *e, const struct module *m, const char *fn, int offset) {
+static void expect_libc(cs_elfsym *e, const struct module *m, const char *fn, int offset)
+{
     void *p = libc_sym(fn);
     CHECK(p != NULL, "dlsym %s", fn);
-    if (!p) return;
+    if (!p)
+        return;
     uint64_t start = 0, vaddr = (uintptr_t)p - m->bias;
     const char *name = cs_elfsym_lookup(e, vaddr + (uint64_t)offset, &start);
     CHECK(name && strstr(name, fn), "libc %s+%d resolved to %s", fn, offset,
@@ -170,7 +184,8 @@ static void expect_libc(cs_elfsym *e, const struct module *m, const char *fn, in
           (unsigned long long)vaddr);
 }
 
-static void test_libc(char *libc_path, size_t cap) {
+static void test_libc(char *libc_path, size_t cap)
+{
     struct module m;
     void *p = libc_sym("getpid");
     if (!p || !find_module(p, &m)) {
@@ -180,7 +195,8 @@ static void test_libc(char *libc_path, size_t cap) {
     snprintf(libc_path, cap, "%s", m.path);
     cs_elfsym *e = cs_elfsym_open(m.path);
     CHECK(e != NULL, "open %s", m.path);
-    if (!e) return;
+    if (!e)
+        return;
     expect_libc(e, &m, "getpid", 0);
     expect_libc(e, &m, "getpid", 1);
     expect_libc(e, &m, "malloc", 0);
@@ -207,7 +223,8 @@ static void test_libc(char *libc_path, size_t cap) {
             for (uint64_t a = 0; a < 0x200000; a += 61) {
                 uint64_t s1 = 0, s2 = 0;
                 const char *n1 = cs_elfsym_lookup(e, a, &s1), *n2 = cs_elfsym_lookup(d, a, &s2);
-                if ((n1 == NULL) != (n2 == NULL) || (n1 && (strcmp(n1, n2) || s1 != s2))) diffs++;
+                if ((n1 == NULL) != (n2 == NULL) || (n1 && (strcmp(n1, n2) || s1 != s2)))
+                    diffs++;
             }
             CHECK(diffs == 0, "libc and its debug file disagree at %d addresses", diffs);
             cs_elfsym_close(d);
@@ -221,24 +238,29 @@ static void test_libc(char *libc_path, size_t cap) {
 
 static char tmpdir[] = "/tmp/test_elfsym.XXXXXX";
 
-static void tmp_path(char *out, size_t cap, const char *name) {
+static void tmp_path(char *out, size_t cap, const char *name)
+{
     snprintf(out, cap, "%s/%s", tmpdir, name);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
+static unsigned char *slurp(const char *path, size_t *len)
+{
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f)
+        return NULL;
     unsigned char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
         if (n == cap) {
             cap = cap ? cap * 2 : 1 << 20;
             unsigned char *nb = realloc(buf, cap);
-            if (!nb) break;
+            if (!nb)
+                break;
             buf = nb;
         }
         size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0) break;
+        if (r == 0)
+            break;
         n += r;
     }
     fclose(f);
@@ -246,27 +268,34 @@ static unsigned char *slurp(const char *path, size_t *len) {
     return buf;
 }
 
-static void write_file(const char *path, const void *data, size_t len) {
+static void write_file(const char *path, const void *data, size_t len)
+{
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL, "create %s", path);
-    if (!f) return;
+    if (!f)
+        return;
     CHECK(fwrite(data, 1, len, f) == len, "write %s", path);
     fclose(f);
 }
 
 /* Whatever it returns, an object from a broken file must answer every call safely. */
-static void poke(const char *path, int want_null) {
+static void poke(const char *path, int want_null)
+{
     cs_elfsym *e = cs_elfsym_open(path);
-    if (want_null) CHECK(e == NULL, "%s opened, expected NULL", path);
-    if (!e) return;
+    if (want_null)
+        CHECK(e == NULL, "%s opened, expected NULL", path);
+    if (!e)
+        return;
     volatile size_t sink = 0;
     const char *bid = cs_elfsym_build_id(e);
-    if (bid) sink += strlen(bid);
+    if (bid)
+        sink += strlen(bid);
     uint64_t probes[] = {0, 1, 0x1000, 0x2345, 0x10000, 0x9be70, 0xd54e0, UINT64_MAX};
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
         uint64_t start;
         const char *n = cs_elfsym_lookup(e, probes[i], &start);
-        if (n) sink += strlen(n) + (start <= probes[i]);
+        if (n)
+            sink += strlen(n) + (start <= probes[i]);
     }
     sink += cs_elfsym_first_load_vaddr(e) + (size_t)cs_elfsym_type(e) + cs_elfsym_count(e);
     (void)sink;
@@ -275,7 +304,8 @@ static void poke(const char *path, int want_null) {
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
-static uint64_t rng(void) {
+static uint64_t rng(void)
+{
     uint64_t x = rng_state;
     x ^= x << 13;
     x ^= x >> 7;
@@ -283,7 +313,8 @@ static uint64_t rng(void) {
     return rng_state = x;
 }
 
-static void corrupt_headers(const unsigned char *orig, size_t len, const char *path) {
+static void corrupt_headers(const unsigned char *orig, size_t len, const char *path)
+{
     unsigned char *buf = malloc(len);
     if (!buf || len < sizeof(Elf64_Ehdr)) {
         free(buf);
@@ -321,24 +352,12 @@ static void corrupt_headers(const unsigned char *orig, size_t len, const char *p
                 Elf64_Shdr sh;
                 memcpy(&sh, buf + eh.e_shoff + i * sizeof sh, sizeof sh);
                 switch (field) {
-                case 0:
-                    sh.sh_offset = len - 1;
-                    break;
-                case 1:
-                    sh.sh_offset = UINT64_MAX - 8;
-                    break;
-                case 2:
-                    sh.sh_size = UINT64_MAX / 2;
-                    break;
-                case 3:
-                    sh.sh_link = 0xfffffff0u;
-                    break;
-                case 4:
-                    sh.sh_size = sh.sh_size ? sh.sh_size - 1 : 0;
-                    break;
-                case 5:
-                    sh.sh_offset = rng() % len;
-                    break;
+                case 0: sh.sh_offset = len - 1; break;
+                case 1: sh.sh_offset = UINT64_MAX - 8; break;
+                case 2: sh.sh_size = UINT64_MAX / 2; break;
+                case 3: sh.sh_link = 0xfffffff0u; break;
+                case 4: sh.sh_size = sh.sh_size ? sh.sh_size - 1 : 0; break;
+                case 5: sh.sh_offset = rng() % len; break;
                 }
                 memcpy(buf + eh.e_shoff + i * sizeof sh, &sh, sizeof sh);
             }
@@ -366,7 +385,8 @@ static void corrupt_headers(const unsigned char *orig, size_t len, const char *p
     free(buf);
 }
 
-static void test_broken(const char *libc_path) {
+static void test_broken(const char *libc_path)
+{
     char p[512];
     poke("/dev/null", 1);
     poke("/nonexistent/file", 1);
@@ -386,7 +406,8 @@ static void test_broken(const char *libc_path) {
     poke(p, 1);
 
     tmp_path(p, sizeof p, "fifo");
-    if (mkfifo(p, 0600) == 0) poke(p, 1);
+    if (mkfifo(p, 0600) == 0)
+        poke(p, 1);
 
     const char *srcs[] = {libc_path, "/proc/self/exe"};
     for (size_t s = 0; s < 2; s++) {
@@ -412,22 +433,27 @@ static void test_broken(const char *libc_path) {
     }
 }
 
-static const char *self_name_in_thread(void) {
+static const char *self_name_in_thread(void)
+{
     struct module m;
     int (*volatile fn)(int) = cs_test_local_marker;
-    if (!find_module((const void *)(uintptr_t)fn, &m)) return "no module";
+    if (!find_module((const void *)(uintptr_t)fn, &m))
+        return "no module";
     cs_elfsym *e = cs_elfsym_open("/proc/self/exe");
-    if (!e) return "open failed";
+    if (!e)
+        return "open failed";
     const char *err = NULL;
     for (int i = 0; i < 2000 && !err; i++) {
         const char *n = cs_elfsym_lookup(e, (uintptr_t)fn - m.bias + (uint64_t)(i % 8), NULL);
-        if (!n || strcmp(n, "cs_test_local_marker") != 0) err = "wrong name";
+        if (!n || strcmp(n, "cs_test_local_marker") != 0)
+            err = "wrong name";
     }
     cs_elfsym_close(e);
     return err;
 }
 
-static void *thread_main(void *arg) {
+static void *thread_main(void *arg)
+{
     (void)arg;
     const char *err = NULL;
     for (int i = 0; i < 5 && !err; i++)
@@ -435,7 +461,8 @@ static void *thread_main(void *arg) {
     return (void *)err;
 }
 
-static void test_threads(void) {
+static void test_threads(void)
+{
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         CHECK(pthread_create(&th[i], NULL, thread_main, NULL) == 0, "pthread_create");
@@ -446,7 +473,8 @@ static void test_threads(void) {
     }
 }
 
-int main(void) {
+int main(void)
+{
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

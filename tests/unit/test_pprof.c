@@ -19,7 +19,8 @@
 #include <time.h>
 #include <zlib.h>
 
-static void fail(const char *fmt, ...) {
+static void fail(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "test_pprof: FAIL: ");
@@ -31,7 +32,8 @@ static void fail(const char *fmt, ...) {
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
-        if (!(cond)) fail(__VA_ARGS__);                                                            \
+        if (!(cond))                                                                               \
+            fail(__VA_ARGS__);                                                                     \
     } while (0)
 
 /* ---- counting, failure-injecting allocator ------------------------------------------------ */
@@ -42,29 +44,38 @@ typedef struct {
     long live;
 } alloc_state;
 
-static int alloc_should_fail(alloc_state *st) {
+static int alloc_should_fail(alloc_state *st)
+{
     return st->fail_at >= 0 && st->calls++ == st->fail_at;
 }
 
-static void *t_malloc(void *ctx, size_t n) {
+static void *t_malloc(void *ctx, size_t n)
+{
     alloc_state *st = ctx;
-    if (alloc_should_fail(st)) return NULL;
+    if (alloc_should_fail(st))
+        return NULL;
     void *p = malloc(n);
-    if (p) st->live++;
+    if (p)
+        st->live++;
     return p;
 }
 
-static void *t_realloc(void *ctx, void *ptr, size_t n) {
+static void *t_realloc(void *ctx, void *ptr, size_t n)
+{
     alloc_state *st = ctx;
-    if (alloc_should_fail(st)) return NULL;
+    if (alloc_should_fail(st))
+        return NULL;
     void *p = realloc(ptr, n);
-    if (p && !ptr) st->live++;
+    if (p && !ptr)
+        st->live++;
     return p;
 }
 
-static void t_free(void *ctx, void *ptr) {
+static void t_free(void *ctx, void *ptr)
+{
     alloc_state *st = ctx;
-    if (ptr) st->live--;
+    if (ptr)
+        st->live--;
     free(ptr);
 }
 
@@ -74,27 +85,29 @@ typedef struct {
     const uint8_t *p, *end;
 } rd;
 
-static uint64_t rd_varint(rd *r) {
+static uint64_t rd_varint(rd *r)
+{
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         CHECK(r->p < r->end, "truncated varint");
         uint8_t b = *r->p++;
         v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) return v;
+        if (!(b & 0x80))
+            return v;
     }
     fail("varint too long");
     return 0;
 }
 
 /* Reads one field; for length-delimited fields *sub is the payload. */
-static int rd_field(rd *r, unsigned *field, uint64_t *v, rd *sub) {
-    if (r->p >= r->end) return 0;
+static int rd_field(rd *r, unsigned *field, uint64_t *v, rd *sub)
+{
+    if (r->p >= r->end)
+        return 0;
     uint64_t key = rd_varint(r);
     *field = (unsigned)(key >> 3);
     switch (key & 7) {
-    case 0:
-        *v = rd_varint(r);
-        break;
+    case 0: *v = rd_varint(r); break;
     case 2: {
         uint64_t n = rd_varint(r);
         CHECK(n <= (uint64_t)(r->end - r->p), "length overruns buffer");
@@ -103,26 +116,30 @@ static int rd_field(rd *r, unsigned *field, uint64_t *v, rd *sub) {
         r->p += n;
         break;
     }
-    default:
-        fail("unexpected wire type %u", (unsigned)(key & 7));
+    default: fail("unexpected wire type %u", (unsigned)(key & 7));
     }
     return 1;
 }
 
 /* Strict UTF-8 check written from the Unicode definition rather than byte tables. */
-static int valid_utf8(const uint8_t *s, size_t n) {
+static int valid_utf8(const uint8_t *s, size_t n)
+{
     size_t i = 0;
     while (i < n) {
         uint32_t c = s[i];
         size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n) return 0;
-        if (len > 1) c &= 0x7f >> len;
+        if (!len || i + len > n)
+            return 0;
+        if (len > 1)
+            c &= 0x7f >> len;
         for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
             c = (c << 6) | (s[i + k] & 0x3f);
         }
         static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (c < min_cp[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+        if (c < min_cp[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return 0;
         i += len;
     }
     return 1;
@@ -147,22 +164,26 @@ typedef struct {
     size_t sample_nlabels[MAXN];
 } decoded;
 
-static void decoded_free(decoded *d) {
+static void decoded_free(decoded *d)
+{
     for (size_t i = 0; i < d->nstr; i++)
         free(d->str[i]);
 }
 
-static size_t count_packed(rd sub, uint64_t *outv, size_t max) {
+static size_t count_packed(rd sub, uint64_t *outv, size_t max)
+{
     size_t n = 0;
     while (sub.p < sub.end) {
         uint64_t v = rd_varint(&sub);
-        if (n < max && outv) outv[n] = v;
+        if (n < max && outv)
+            outv[n] = v;
         n++;
     }
     return n;
 }
 
-static void decode(const uint8_t *buf, size_t len, decoded *d) {
+static void decode(const uint8_t *buf, size_t len, decoded *d)
+{
     memset(d, 0, sizeof *d);
     rd r = {buf, buf + len}, sub, s2;
     unsigned f, g, h;
@@ -172,7 +193,8 @@ static void decode(const uint8_t *buf, size_t len, decoded *d) {
         case 1: /* sample_type */
             CHECK(d->ntype < MAXN, "too many sample types");
             while (rd_field(&sub, &g, &v, &s2))
-                if (g == 1) d->type_name[d->ntype] = v;
+                if (g == 1)
+                    d->type_name[d->ntype] = v;
             d->ntype++;
             break;
         case 2: { /* sample */
@@ -216,7 +238,8 @@ static void decode(const uint8_t *buf, size_t len, decoded *d) {
                 else if (g == 4) {
                     rd s3 = s2, s4;
                     while (rd_field(&s3, &h, &v, &s4))
-                        if (h == 1) d->loc_func[i] = v;
+                        if (h == 1)
+                            d->loc_func[i] = v;
                 }
             }
             break;
@@ -243,26 +266,29 @@ static void decode(const uint8_t *buf, size_t len, decoded *d) {
             d->str_len[i] = n;
             break;
         }
-        default:
-            break;
+        default: break;
         }
     }
 }
 
-static const char *dstr(const decoded *d, uint64_t idx) {
+static const char *dstr(const decoded *d, uint64_t idx)
+{
     CHECK(idx < d->nstr, "string index %llu out of range (%zu strings)", (unsigned long long)idx,
           d->nstr);
     return d->str[idx];
 }
 
-static int find_id(const uint64_t *ids, size_t n, uint64_t id) {
+static int find_id(const uint64_t *ids, size_t n, uint64_t id)
+{
     for (size_t i = 0; i < n; i++)
-        if (ids[i] == id) return (int)i;
+        if (ids[i] == id)
+            return (int)i;
     return -1;
 }
 
 /* The invariants Pyroscope and pprof rely on; see pprof.h. */
-static void check_invariants(const decoded *d, size_t want_types) {
+static void check_invariants(const decoded *d, size_t want_types)
+{
     CHECK(d->nstr >= 1 && d->str_len[0] == 0, "string_table[0] is not \"\"");
     for (size_t i = 0; i < d->nstr; i++) {
         CHECK(valid_utf8((const uint8_t *)d->str[i], d->str_len[i]), "string %zu not UTF-8", i);
@@ -303,7 +329,8 @@ static void check_invariants(const decoded *d, size_t want_types) {
 }
 
 /* Name of the leaf function of sample i. */
-static const char *leaf_name(const decoded *d, size_t i) {
+static const char *leaf_name(const decoded *d, size_t i)
+{
     int l = find_id(d->loc_id, d->nloc, d->sample_locs[i][0]);
     CHECK(l >= 0, "leaf location missing");
     int fn = find_id(d->func_id, d->nfunc, d->loc_func[l]);
@@ -330,10 +357,12 @@ static const cs_pprof_frame F_ANON = {NULL, NULL, 0, LIBC, "libcbid", 0x55};
 
 /* Builds the fixture. Returns NULL if creating the profile or declaring sample types fails;
  * failed add_sample calls are counted in *failed_adds and the rest still get added. */
-static cs_pprof *build_fixture(const cs_pprof_alloc *a, int *failed_adds) {
+static cs_pprof *build_fixture(const cs_pprof_alloc *a, int *failed_adds)
+{
     cs_pprof *p = cs_pprof_new_with_alloc(a, "cpu", "nanoseconds", 10000000, 1700000000000000000LL,
                                           1000000000LL);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     if (cs_pprof_add_sample_type(p, "cpu", "nanoseconds") != 0 ||
         cs_pprof_add_sample_type(p, "samples", "count") != 1) {
         cs_pprof_free(p);
@@ -363,7 +392,8 @@ static cs_pprof *build_fixture(const cs_pprof_alloc *a, int *failed_adds) {
     return p;
 }
 
-static void check_fixture(const decoded *d) {
+static void check_fixture(const decoded *d)
+{
     check_invariants(d, 2);
     CHECK(d->nsample == NSAMPLES, "%zu samples, want %d", d->nsample, NSAMPLES);
     /* 6 distinct frames; main is shared by all samples, hash/request by two. */
@@ -391,7 +421,8 @@ static void check_fixture(const decoded *d) {
 
 /* ---- individual checks ------------------------------------------------------------------- */
 
-static void gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len) {
+static void gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+{
     size_t cap = in_len * 8 + 1024;
     uint8_t *buf = malloc(cap);
     CHECK(buf, "out of memory");
@@ -408,7 +439,8 @@ static void gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_
     *out = buf;
 }
 
-static void test_fixture_and_write(const char *path) {
+static void test_fixture_and_write(const char *path)
+{
     int failed = 0;
     cs_pprof *p = build_fixture(NULL, &failed);
     CHECK(p && failed == 0, "building fixture failed");
@@ -439,7 +471,8 @@ static void test_fixture_and_write(const char *path) {
 
 /* Fails each allocation in turn: every failure must surface as -1/NULL, leave nothing
  * allocated after cs_pprof_free, and leave an encodable, valid profile behind. */
-static void test_alloc_failures(void) {
+static void test_alloc_failures(void)
+{
     alloc_state st = {-1, 0, 0};
     const cs_pprof_alloc a = {t_malloc, t_realloc, t_free, &st};
     long injected = 0;
@@ -474,14 +507,16 @@ static void test_alloc_failures(void) {
         t_free(&st, out);
         cs_pprof_free(p);
         CHECK(st.live == 0, "leak: %ld blocks live after failing allocation #%ld", st.live, n);
-        if (!reached) break; /* a clean run never got to allocation #n: every point is covered */
+        if (!reached)
+            break; /* a clean run never got to allocation #n: every point is covered */
         injected++;
     }
     CHECK(injected > 10, "allocation failure injection did not run (%ld)", injected);
     printf("test_pprof: %ld allocation failure points checked, no leaks\n", injected);
 }
 
-static void test_edge_cases(void) {
+static void test_edge_cases(void)
+{
     cs_pprof *p = cs_pprof_new(NULL, NULL, 0, 0, 0);
     CHECK(p, "cs_pprof_new(NULL...) failed");
     const int64_t v[] = {1, 2};
@@ -540,7 +575,8 @@ static void test_edge_cases(void) {
 
 /* The encoder caches frames by the caller's string pointers; a caller reusing one buffer
  * for different symbols must still get distinct functions. */
-static void test_reused_buffers(void) {
+static void test_reused_buffers(void)
+{
     cs_pprof *p = cs_pprof_new("cpu", "nanoseconds", 1, 0, 0);
     CHECK(p && cs_pprof_add_sample_type(p, "cpu", "nanoseconds") == 0, "setup");
     char fn[32], mod[32];
@@ -572,13 +608,15 @@ static void test_reused_buffers(void) {
 
 /* ---- benchmark --------------------------------------------------------------------------- */
 
-static double now_sec(void) {
+static double now_sec(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int bench(void) {
+static int bench(void)
+{
     enum { SAMPLES = 100000, DEPTH = 50, PER_LEVEL = 200, MODULES = 20 };
     static char names[DEPTH * PER_LEVEL][48], files[DEPTH * PER_LEVEL][32], mods[MODULES][48];
     for (int m = 0; m < MODULES; m++)
@@ -624,8 +662,10 @@ static int bench(void) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc == 2 && !strcmp(argv[1], "--bench")) return bench();
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--bench"))
+        return bench();
     if (argc != 2) {
         fprintf(stderr, "usage: %s OUT.pb.gz | --bench\n", argv[0]);
         return 1;

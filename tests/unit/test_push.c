@@ -29,8 +29,8 @@
 #include <zlib.h>
 
 #define PASSWORD "s3cret-token"
-#define USER "user"
-#define TENANT "team-a"
+#define USER     "user"
+#define TENANT   "team-a"
 /* base64("user:s3cret-token"), the Authorization token a server could echo back */
 #define BASIC_TOKEN "dXNlcjpzM2NyZXQtdG9rZW4="
 
@@ -38,7 +38,8 @@ static int g_pass, g_fail;
 static int g_port;
 static char g_base[64];
 
-static void check(int cond, const char *name, const char *fmt, ...) {
+static void check(int cond, const char *name, const char *fmt, ...)
+{
     if (cond) {
         printf("ok: %s\n", name);
         g_pass++;
@@ -53,43 +54,55 @@ static void check(int cond, const char *name, const char *fmt, ...) {
     g_fail++;
 }
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int64_t now_ns(void) {
+static int64_t now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Describes a result for a failure message (never includes a secret: r has none). */
-static const char *desc(const cs_send_result *r) {
+static const char *desc(const cs_send_result *r)
+{
     static char buf[1024];
-    snprintf(buf, sizeof buf, "status=%ld retryable=%d used_ingest=%d bytes=%zu endpoint='%s' "
-             "error='%s'", r->http_status, r->retryable, r->used_ingest, r->bytes, r->endpoint,
-             r->error);
+    snprintf(buf, sizeof buf,
+             "status=%ld retryable=%d used_ingest=%d bytes=%zu endpoint='%s' "
+             "error='%s'",
+             r->http_status, r->retryable, r->used_ingest, r->bytes, r->endpoint, r->error);
     return buf;
 }
 
-static int has_secret(const char *s) {
+static int has_secret(const char *s)
+{
     return strstr(s, PASSWORD) || strstr(s, BASIC_TOKEN) || strstr(s, "s3cret");
 }
 
 /* ---- the profile sent ------------------------------------------------------------------ */
 
-static uint8_t *make_pprof(size_t *len) {
+static uint8_t *make_pprof(size_t *len)
+{
     cs_pprof *p = cs_pprof_new("cpu", "nanoseconds", 10000000, now_ns(), 10000000000LL);
     if (!p || cs_pprof_add_sample_type(p, "cpu", "nanoseconds") != 0) {
         fprintf(stderr, "test_push: cannot build a pprof\n");
         exit(1);
     }
-    cs_pprof_frame f[2] = {{.function = "push_leaf", .file = "leaf.c", .line = 7,
-                            .module = "/usr/bin/app", .address = 0x1234},
-                           {.function = "main", .file = "main.c", .line = 3,
-                            .module = "/usr/bin/app", .address = 0x1000}};
+    cs_pprof_frame f[2] = {{.function = "push_leaf",
+                            .file = "leaf.c",
+                            .line = 7,
+                            .module = "/usr/bin/app",
+                            .address = 0x1234},
+                           {.function = "main",
+                            .file = "main.c",
+                            .line = 3,
+                            .module = "/usr/bin/app",
+                            .address = 0x1000}};
     int64_t v1 = 30000000, v2 = 10000000;
     cs_pprof_label lab = {"thread_name", "worker", 0};
     uint8_t *out = NULL;
@@ -104,13 +117,15 @@ static uint8_t *make_pprof(size_t *len) {
 
 /* ---- receiver control ------------------------------------------------------------------ */
 
-static size_t discard(char *d, size_t s, size_t n, void *u) {
+static size_t discard(char *d, size_t s, size_t n, void *u)
+{
     (void)d;
     (void)u;
     return s * n;
 }
 
-static void control(const char *json) {
+static void control(const char *json)
+{
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/control", g_port);
     CURL *h = curl_easy_init();
@@ -121,7 +136,8 @@ static void control(const char *json) {
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+        if (curl_easy_perform(h) == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
         curl_easy_cleanup(h);
     }
     if (st != 200) {
@@ -130,14 +146,17 @@ static void control(const char *json) {
     }
 }
 
-static int count_dumps(const char *dir) {
+static int count_dumps(const char *dir)
+{
     DIR *d = opendir(dir);
     int n = 0;
-    if (!d) return -1;
+    if (!d)
+        return -1;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l > 6 && strcmp(e->d_name + l - 6, ".pb.gz") == 0) n++;
+        if (l > 6 && strcmp(e->d_name + l - 6, ".pb.gz") == 0)
+            n++;
     }
     closedir(d);
     return n;
@@ -152,12 +171,13 @@ static struct {
     const char *responses[FAKE_MAX]; /* full HTTP responses, in request order; NULL: close */
     size_t big_body;                 /* if set, response 0 is followed by this many bytes */
     int nreq;
-    char req[FAKE_MAX][8192];        /* request line + headers of each request */
+    char req[FAKE_MAX][8192]; /* request line + headers of each request */
     unsigned char *body[FAKE_MAX];
     size_t body_len[FAKE_MAX];
 } fk = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void fake_reset(void) {
+static void fake_reset(void)
+{
     pthread_mutex_lock(&fk.mu);
     for (int i = 0; i < FAKE_MAX; i++) {
         fk.responses[i] = NULL;
@@ -171,7 +191,8 @@ static void fake_reset(void) {
     pthread_mutex_unlock(&fk.mu);
 }
 
-static void fake_handle(int c) {
+static void fake_handle(int c)
+{
     struct timeval tv = {5, 0};
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char hdr[8192];
@@ -179,24 +200,30 @@ static void fake_handle(int c) {
     char *end = NULL;
     while (n < sizeof hdr - 1 && !end) {
         ssize_t k = recv(c, hdr + n, sizeof hdr - 1 - n, 0);
-        if (k <= 0) return;
+        if (k <= 0)
+            return;
         n += (size_t)k;
         hdr[n] = '\0';
         end = strstr(hdr, "\r\n\r\n");
     }
-    if (!end) return;
+    if (!end)
+        return;
     size_t hlen = (size_t)(end - hdr) + 4;
     size_t clen = 0;
     const char *cl = strcasestr(hdr, "\r\nContent-Length:");
-    if (cl) clen = strtoul(cl + 17, NULL, 10);
-    if (clen > (64u << 20)) return;
+    if (cl)
+        clen = strtoul(cl + 17, NULL, 10);
+    if (clen > (64u << 20))
+        return;
     unsigned char *body = malloc(clen + 1);
-    if (!body) return;
+    if (!body)
+        return;
     size_t have = n - hlen;
     memcpy(body, hdr + hlen, have);
     while (have < clen) {
         ssize_t k = recv(c, body + have, clen - have, 0);
-        if (k <= 0) break;
+        if (k <= 0)
+            break;
         have += (size_t)k;
     }
     pthread_mutex_lock(&fk.mu);
@@ -210,20 +237,23 @@ static void fake_handle(int c) {
     const char *resp = fk.responses[i];
     size_t big = i == 0 ? fk.big_body : 0;
     pthread_mutex_unlock(&fk.mu);
-    if (!resp) return; /* close without answering */
+    if (!resp)
+        return; /* close without answering */
     send(c, resp, strlen(resp), MSG_NOSIGNAL);
     if (big) {
         static char chunk[65536];
         memset(chunk, 'x', sizeof chunk);
         for (size_t sent = 0; sent < big;) {
             ssize_t k = send(c, chunk, sizeof chunk, MSG_NOSIGNAL);
-            if (k <= 0) break; /* the client stopped reading: expected */
+            if (k <= 0)
+                break; /* the client stopped reading: expected */
             sent += (size_t)k;
         }
     }
 }
 
-static void *fake_main(void *arg) {
+static void *fake_main(void *arg)
+{
     (void)arg;
     for (;;) {
         int c = accept(fk.fd, NULL, NULL);
@@ -231,16 +261,19 @@ static void *fake_main(void *arg) {
         int stop = fk.stop;
         pthread_mutex_unlock(&fk.mu);
         if (stop) {
-            if (c >= 0) close(c);
+            if (c >= 0)
+                close(c);
             return NULL;
         }
-        if (c < 0) continue;
+        if (c < 0)
+            continue;
         fake_handle(c);
         close(c);
     }
 }
 
-static int listen_loopback(int *port) {
+static int listen_loopback(int *port)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -255,7 +288,8 @@ static int listen_loopback(int *port) {
     return fd;
 }
 
-static void wake_and_stop_fake(pthread_t th) {
+static void wake_and_stop_fake(pthread_t th)
+{
     pthread_mutex_lock(&fk.mu);
     fk.stop = 1;
     pthread_mutex_unlock(&fk.mu);
@@ -274,7 +308,8 @@ static void wake_and_stop_fake(pthread_t th) {
 }
 
 /* Decompresses a gzip body (for checking what went on the wire). */
-static unsigned char *gunzip(const unsigned char *in, size_t n, size_t *out_len) {
+static unsigned char *gunzip(const unsigned char *in, size_t n, size_t *out_len)
+{
     size_t cap = 1 << 20;
     unsigned char *out = malloc(cap);
     z_stream z = {0};
@@ -299,13 +334,20 @@ static unsigned char *gunzip(const unsigned char *in, size_t n, size_t *out_len)
 /* ---- tests --------------------------------------------------------------------------- */
 
 static const cs_label k_labels[] = {
-    {"__name__", "process_cpu"}, {"service_name", "push-test-app"}, {"env", "prod"},
-    {"env", "duplicate-must-not-be-sent"}, {"region", "eu,west}1"},
-    {"bad_utf8", "x\xff" "y"}, {NULL, "ignored"}, {"empty", ""},
+    {"__name__", "process_cpu"},
+    {"service_name", "push-test-app"},
+    {"env", "prod"},
+    {"env", "duplicate-must-not-be-sent"},
+    {"region", "eu,west}1"},
+    {"bad_utf8", "x\xff"
+                 "y"},
+    {NULL, "ignored"},
+    {"empty", ""},
 };
 #define NLABELS (sizeof k_labels / sizeof k_labels[0])
 
-static cs_server good_server(void) {
+static cs_server good_server(void)
+{
     cs_server s = {0};
     s.url = g_base; /* with a trailing '/', which must not double */
     s.user = USER;
@@ -316,10 +358,10 @@ static cs_server good_server(void) {
     return s;
 }
 
-static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir) {
+static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir)
+{
     char want_push[128], want_ingest[128];
-    snprintf(want_push, sizeof want_push, "http://127.0.0.1:%d/push.v1.PusherService/Push",
-             g_port);
+    snprintf(want_push, sizeof want_push, "http://127.0.0.1:%d/push.v1.PusherService/Push", g_port);
     snprintf(want_ingest, sizeof want_ingest, "http://127.0.0.1:%d/ingest", g_port);
     int64_t t1 = now_ns(), t0 = t1 - 10000000000LL;
     cs_send_result r;
@@ -330,20 +372,23 @@ static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir) 
     cs_server s = good_server();
     unsupported = 0;
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, &unsupported, &r);
-    check(rc == 0 && r.http_status == 200 && r.error[0] == '\0' && !r.used_ingest &&
-              !r.retryable && r.bytes > 0 && !unsupported,
+    check(rc == 0 && r.http_status == 200 && r.error[0] == '\0' && !r.used_ingest && !r.retryable &&
+              r.bytes > 0 && !unsupported,
           "push accepted", "rc=%d %s", rc, desc(&r));
     check(strcmp(r.endpoint, want_push) == 0, "push endpoint", "'%s'", r.endpoint);
-    check(count_dumps(dump_dir) == dumps0 + 1, "push dumped by the receiver", "%d -> %d",
-          dumps0, count_dumps(dump_dir));
+    check(count_dumps(dump_dir) == dumps0 + 1, "push dumped by the receiver", "%d -> %d", dumps0,
+          count_dumps(dump_dir));
 
     /* 2. ingest on request */
     s.api = CS_API_INGEST;
-    cs_label il[] = {{"__name__", "process_cpu"}, {"service_name", "ingest app"},
-                     {"env", "staging"}, {"region", "a,b}c"}, {"__internal", "dropped"}};
+    cs_label il[] = {{"__name__", "process_cpu"},
+                     {"service_name", "ingest app"},
+                     {"env", "staging"},
+                     {"region", "a,b}c"},
+                     {"__internal", "dropped"}};
     rc = cs_push_send(&s, il, 5, pp, plen, t0, t1, 97, NULL, &r);
-    check(rc == 0 && r.http_status == 200 && r.used_ingest && r.error[0] == '\0',
-          "ingest accepted", "rc=%d %s", rc, desc(&r));
+    check(rc == 0 && r.http_status == 200 && r.used_ingest && r.error[0] == '\0', "ingest accepted",
+          "rc=%d %s", rc, desc(&r));
     check(strcmp(r.endpoint, want_ingest) == 0, "ingest endpoint without query", "'%s'",
           r.endpoint);
     s.api = CS_API_PUSH;
@@ -361,8 +406,7 @@ static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir) 
     cs_server nt = good_server();
     nt.tenant = NULL;
     rc = cs_push_send(&nt, k_labels, NLABELS, pp, plen, t0, t1, 100, NULL, &r);
-    check(rc == -1 && r.http_status == 401 && !r.retryable, "missing tenant: 401", "%s",
-          desc(&r));
+    check(rc == -1 && r.http_status == 401 && !r.retryable, "missing tenant: 401", "%s", desc(&r));
 
     /* 5. credentials in the URL: used, but never stored or sent in the URL */
     char url[256];
@@ -418,8 +462,7 @@ static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir) 
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, &unsupported, &r);
     check(rc == 0 && r.http_status == 200 && r.used_ingest && unsupported &&
               strcmp(r.endpoint, want_ingest) == 0,
-          "404 on push: fell back to ingest", "rc=%d unsupported=%d %s", rc, unsupported,
-          desc(&r));
+          "404 on push: fell back to ingest", "rc=%d unsupported=%d %s", rc, unsupported, desc(&r));
     /* push_unsupported=1 goes straight to ingest: a failure armed on push stays untouched */
     control("{\"mode\":\"status:500\",\"count\":1,\"endpoint\":\"push\"}");
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, &unsupported, &r);
@@ -470,7 +513,8 @@ static void test_receiver(const uint8_t *pp, size_t plen, const char *dump_dir) 
     check(rc == -1 && r.error[0], "NULL server refused", "%s", desc(&r));
 }
 
-static void test_fake(const uint8_t *pp, size_t plen) {
+static void test_fake(const uint8_t *pp, size_t plen)
+{
     fk.fd = listen_loopback(&fk.port);
     pthread_t th;
     if (pthread_create(&th, NULL, fake_main, NULL) != 0) {
@@ -494,20 +538,19 @@ static void test_fake(const uint8_t *pp, size_t plen) {
         "{\"code\":\"invalid_argument\",\"details\":[{\"a\":[1,2,{\"b\":null}]}],"
         "\"message\":\"token " PASSWORD " for user rejected\\nbasic " BASIC_TOKEN " \\u00e9\"}";
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, NULL, &r);
-    check(rc == -1 && r.http_status == 400 && !r.retryable, "echoing server: 400", "%s",
-          desc(&r));
+    check(rc == -1 && r.http_status == 400 && !r.retryable, "echoing server: 400", "%s", desc(&r));
     check(!has_secret(r.error) && strstr(r.error, "HTTP 400: token *** for user rejected") &&
-              strstr(r.error, "basic ***") && !strchr(r.error, '\n') &&
-              strstr(r.error, "\xc3\xa9"),
+              strstr(r.error, "basic ***") && !strchr(r.error, '\n') && strstr(r.error, "\xc3\xa9"),
           "echoed secrets scrubbed, one line", "error='%s'", r.error);
     pthread_mutex_lock(&fk.mu);
     const char *q = fk.req[0];
-    check(strncmp(q, "POST /push.v1.PusherService/Push HTTP/1.1\r\n", 43) == 0,
-          "request line", "%.60s", q);
+    check(strncmp(q, "POST /push.v1.PusherService/Push HTTP/1.1\r\n", 43) == 0, "request line",
+          "%.60s", q);
     check(strstr(q, "\r\nAuthorization: Basic " BASIC_TOKEN "\r\n") != NULL, "basic auth header",
           "not found");
-    check(strstr(q, "\r\nX-Scope-OrgID: " TENANT "\r\n") && strstr(q, "\r\nUser-Agent: "
-                                                                    "crashscope/0.1\r\n") &&
+    check(strstr(q, "\r\nX-Scope-OrgID: " TENANT "\r\n") &&
+              strstr(q, "\r\nUser-Agent: "
+                        "crashscope/0.1\r\n") &&
               strstr(q, "\r\nContent-Type: application/proto\r\n") &&
               strstr(q, "\r\nContent-Encoding: gzip\r\n") && !strcasestr(q, "\r\nExpect:"),
           "push headers", "%s", q);
@@ -532,15 +575,16 @@ static void test_fake(const uint8_t *pp, size_t plen) {
     static char redirect[256];
     snprintf(redirect, sizeof redirect,
              "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:%d/x\r\n"
-             "Content-Length: 0\r\nConnection: close\r\n\r\n", fk.port);
+             "Content-Length: 0\r\nConnection: close\r\n\r\n",
+             fk.port);
     fk.responses[0] = redirect;
     fk.responses[1] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, NULL, &r);
     pthread_mutex_lock(&fk.mu);
     int nreq = fk.nreq;
     pthread_mutex_unlock(&fk.mu);
-    check(rc == -1 && r.http_status == 307 && !r.retryable && nreq == 1,
-          "redirect not followed", "nreq=%d %s", nreq, desc(&r));
+    check(rc == -1 && r.http_status == 307 && !r.retryable && nreq == 1, "redirect not followed",
+          "nreq=%d %s", nreq, desc(&r));
 
     /* F3. a huge response body: read only its start, no hang */
     fake_reset();
@@ -558,7 +602,8 @@ static void test_fake(const uint8_t *pp, size_t plen) {
     int o = snprintf(longresp, sizeof longresp,
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                      "Connection: close\r\n\r\n{\"code\":\"unavailable\",\"message\":\"");
-    for (int i = 0; i < 150; i++) o += snprintf(longresp + o, sizeof longresp - o, "line %d\\n", i);
+    for (int i = 0; i < 150; i++)
+        o += snprintf(longresp + o, sizeof longresp - o, "line %d\\n", i);
     snprintf(longresp + o, sizeof longresp - o, "\"}");
     fk.responses[0] = longresp;
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, NULL, &r);
@@ -595,13 +640,14 @@ static void test_fake(const uint8_t *pp, size_t plen) {
     /* F6. connection closed without an answer */
     fake_reset();
     rc = cs_push_send(&s, k_labels, NLABELS, pp, plen, t0, t1, 100, NULL, &r);
-    check(rc == -1 && r.http_status == 0 && r.retryable && r.error[0], "closed: retryable",
-          "%s", desc(&r));
+    check(rc == -1 && r.http_status == 0 && r.retryable && r.error[0], "closed: retryable", "%s",
+          desc(&r));
 
     wake_and_stop_fake(th);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc != 3) {
         fprintf(stderr, "usage: test_push RECEIVER_PORT DUMP_DIR\n");
         return 2;

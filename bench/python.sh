@@ -1,0 +1,53 @@
+#!/bin/sh
+# python.sh BUILD_DIR: the recorder's CPU overhead on a CPU-bound Python program.
+#
+# Runs bench/python_workload.py with Debian's python3 without the recorder and under
+# `crashscope run` at 100 Hz CPU (wall at its default), alternating A/B, BENCH_RUNS rounds
+# (default 11), and prints the median of the per-pair ratios of the steady-state process CPU
+# time (recorder threads included) and of the whole run's CPU (wait4, fixed costs included).
+# Prints figures only: no pass or fail on a timing.
+set -eu
+BUILD=${1:-build}
+RUNS=${BENCH_RUNS:-11}
+UNITS=${BENCH_PY_UNITS:-60000}
+PY=${BENCH_PYTHON:-/usr/bin/python3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+cc -O2 -o "$T/measure" bench/measure.c
+W=bench/python_workload.py
+echo "crashscope Python overhead benchmark: $RUNS rounds, $UNITS units, $($PY -V 2>&1)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+: >"$T/base"
+: >"$T/rec"
+for r in $(seq 1 "$RUNS"); do
+	env -u LD_PRELOAD "$T/measure" "$T/base.rusage" "$PY" "$W" "$UNITS" >>"$T/base"
+	rm -f "$T/db"*
+	CRASHSCOPE_CPU_HZ=100 "$T/measure" "$T/rec.rusage" "$BUILD/crashscope" run --db "$T/db" -- \
+		"$PY" "$W" "$UNITS" >>"$T/rec" 2>/dev/null
+done
+python3 - "$T" <<'PY'
+import statistics, sys
+t = sys.argv[1]
+def steady(f):
+    return [float(l.split()[1]) for l in open(f) if l.startswith("steady_cpu_s")]
+def whole(f):
+    return [float(l.split()[1]) + float(l.split()[2]) for l in open(f)]
+b, r = steady(t + "/base"), steady(t + "/rec")
+wb, wr = whole(t + "/base.rusage"), whole(t + "/rec.rusage")
+sums = {l for l in open(t + "/base") if l.startswith("checksum")} | \
+       {l for l in open(t + "/rec") if l.startswith("checksum")}
+assert len(sums) == 1, "runs did different work"
+def ratios(x, y):
+    return sorted(100 * (y[i] / x[i] - 1) for i in range(min(len(x), len(y))))
+def line(name, x, y):
+    q = ratios(x, y)
+    n = len(q)
+    print("%-26s base %.3f s  recorded %.3f s  overhead median %+.2f%%  middle half %+.2f%%..%+.2f%%"
+          % (name, statistics.median(x), statistics.median(y), statistics.median(q),
+             q[n // 4], q[(3 * n) // 4]))
+line("steady cpu (in-process)", b, r)
+line("whole run cpu (wait4)", wb, wr)
+a = ratios(b[:-1], b[1:])
+print("noise (each base run vs the next): median %+.2f%%, middle half %+.2f%%..%+.2f%%"
+      % (statistics.median(a), a[len(a) // 4], a[(3 * len(a)) // 4]))
+PY
