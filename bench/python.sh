@@ -21,7 +21,7 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$T/rec"
 for r in $(seq 1 "$RUNS"); do
 	env -u LD_PRELOAD "$T/measure" "$T/base.rusage" "$PY" "$W" "$UNITS" >>"$T/base"
-	rm -f "$T/db"*
+	rm -rf "$T/db"*
 	CRASHSCOPE_CPU_HZ=100 "$T/measure" "$T/rec.rusage" "$BUILD/crashscope" run --db "$T/db" -- \
 		"$PY" "$W" "$UNITS" >>"$T/rec" 2>/dev/null
 done
