@@ -33,16 +33,19 @@
 /* Every offset the reader uses, in bytes (masks for the PyUnicode state bit-field). The names
  * are those printed by tests/unit/gen_python_offsets.sh, which computes them with offsetof()
  * from each version's headers; -1 = no such field in that version. */
-#define CS_PY_LAYOUT_FIELDS(X)                                                                     \
-    X(ob_type)                                                                                     \
-    X(ob_size) X(bytes_sval) X(unicode_length) X(unicode_state) X(unicode_ascii_data)              \
-        X(unicode_compact_data) X(unicode_kind_mask) X(unicode_compact_bit) X(unicode_ascii_bit)   \
-            X(tstate_interp) X(tstate_frame) X(cframe_current_frame) X(tstate_datastack_chunk)     \
-                X(tstate_datastack_limit) X(frame_back) X(frame_code) X(frame_instr)               \
-                    X(frame_lineno) X(frame_trace) X(frame_is_entry) X(frame_owner)                \
-                        X(owner_cstack) X(code_filename) X(code_name) X(code_qualname)             \
-                            X(code_firstlineno) X(code_linetable) X(code_adaptive) X(runtime_gil)  \
-                                X(interp_gil) X(gil_holder) X(gil_locked)
+// clang-format off
+#define CS_PY_LAYOUT_FIELDS(X)                                                          \
+    X(ob_type) X(ob_size) X(bytes_sval)                                                 \
+    X(unicode_length) X(unicode_state) X(unicode_ascii_data) X(unicode_compact_data)    \
+    X(unicode_kind_mask) X(unicode_compact_bit) X(unicode_ascii_bit)                    \
+    X(tstate_interp) X(tstate_frame) X(cframe_current_frame)                            \
+    X(tstate_datastack_chunk) X(tstate_datastack_limit)                                 \
+    X(frame_back) X(frame_code) X(frame_instr) X(frame_lineno) X(frame_trace)           \
+    X(frame_is_entry) X(frame_owner) X(owner_cstack)                                    \
+    X(code_filename) X(code_name) X(code_qualname) X(code_firstlineno)                  \
+    X(code_linetable) X(code_adaptive)                                                  \
+    X(runtime_gil) X(interp_gil) X(gil_holder) X(gil_locked)
+// clang-format on
 
 typedef struct py_layout {
     int minor;
@@ -1046,8 +1049,8 @@ static int read_str(pid_t pid, uint64_t obj, char *out, int cap)
  * slots, so no lock is needed anywhere. A handler that finds a slot with its own tag that is
  * not ready yet leaves: the same key is being written by another (or by the code it
  * interrupted), and waiting is not an option in a handler. */
-#define NAME_SLOTS 8192u /* power of two */
-#define NAME_LIMIT (NAME_SLOTS / 8 * 7)
+#define NAME_SLOTS  8192u /* power of two */
+#define NAME_LIMIT  (NAME_SLOTS / 8 * 7)
 #define NAME_PROBES 64
 
 typedef struct name_slot {
@@ -1126,9 +1129,8 @@ void cs_python_remember(const cs_pyframe *f)
     for (unsigned i = 0; i < NAME_PROBES; i++) {
         name_slot *s = &t[(h + i) & (NAME_SLOTS - 1)];
         uint64_t tag = atomic_load_explicit(&s->tag, memory_order_acquire);
-        if (tag == 0 && atomic_compare_exchange_strong_explicit(&s->tag, &tag, h,
-                                                                memory_order_acq_rel,
-                                                                memory_order_acquire)) {
+        if (tag == 0 && atomic_compare_exchange_strong_explicit(
+                            &s->tag, &tag, h, memory_order_acq_rel, memory_order_acquire)) {
             s->code = f->code;
             s->name_ptr = f->name_ptr;
             s->file_ptr = f->file_ptr;

@@ -14,6 +14,9 @@
 
 /* Deepest Python stack read (frames walked, C-stack shim frames included). */
 #define CS_PY_MAX_DEPTH 128
+/* Stack used by cs_python_stack at most (measured: about 15 KiB), cs_python_remember about
+ * 2 KiB. */
+#define CS_PY_STACK_USE (16 * 1024)
 /* Longest names kept by the name cache, in bytes of UTF-8 (terminating NUL not counted). */
 #define CS_PY_QUALNAME_MAX 127
 #define CS_PY_FILENAME_MAX 255
@@ -56,7 +59,10 @@ typedef struct cs_pyframe {
 /* Async-signal-safe. Walks the calling thread's Python frames, innermost first, into OUT (at
  * most MAX, and at most CS_PY_MAX_DEPTH frames walked). Returns the count: 0 if this thread has
  * no Python thread state or Python is not supported. Works whether or not the thread holds the
- * GIL (a thread sleeping in time.sleep has released it). Preserves errno. */
+ * GIL (a thread sleeping in time.sleep has released it). Preserves errno. Uses up to
+ * CS_PY_STACK_USE bytes of the caller's stack (buffers for batched reads). Cost: a few
+ * process_vm_readv calls on 3.11+ (thread state, frame window, code objects, line tables that
+ * are not cached yet); on 3.8-3.10 one more per frame. */
 int cs_python_stack(cs_pyframe *out, int max);
 
 /* Async-signal-safe. Copies the qualified name and file name of F's code object into the name
@@ -66,8 +72,9 @@ int cs_python_stack(cs_pyframe *out, int max);
  * Preserves errno. */
 void cs_python_remember(const cs_pyframe *f);
 
-/* Normal context. The names remembered for F's key: returns 1 and sets *qualname and
- * *filename to NUL-terminated UTF-8 strings inside the table (stable for ever), or returns 0. */
+/* The names remembered for F's key: returns 1 and sets *qualname and *filename to
+ * NUL-terminated UTF-8 strings inside the table (stable for ever), or returns 0. Plain reads of
+ * the table: async-signal-safe too (the crash handler names its frames with it). */
 int cs_python_lookup(const cs_pyframe *f, const char **qualname, const char **filename);
 
 /* Name cache statistics: keys held, and keys not added because the table was full (both

@@ -85,7 +85,10 @@ int cs_sampler_python_stack(cs_pyframe *py, int max)
 
 size_t cs_sampler_stack_room(void)
 {
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    /* The machine's stack pointer, not a local's address: under AddressSanitizer locals may
+     * live on a heap-allocated fake stack. */
+    uintptr_t sp;
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
     cs_thread *t = cs_thread_self();
     if (t && t->altstack && sp >= (uintptr_t)t->altstack &&
         sp < (uintptr_t)t->altstack + t->altstack_size)

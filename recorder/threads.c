@@ -106,8 +106,16 @@ static void give_altstack(cs_thread *t)
     t->altstack = NULL;
     memset(&t->program_ss, 0, sizeof t->program_ss);
     t->program_ss.ss_flags = SS_DISABLE;
-    if (kernel_sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE))
+    if (kernel_sigaltstack(NULL, &old) != 0 || (old.ss_flags & SS_ONSTACK))
         return;
+    /* A stack the thread already has (Rust and the sanitizers give every thread one) stays
+     * if it is as big as ours; a smaller one becomes the program's view, as if it had been
+     * set through the interposer below. */
+    if (!(old.ss_flags & SS_DISABLE)) {
+        if (old.ss_size >= ALTSTACK_SIZE)
+            return;
+        t->program_ss = old;
+    }
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t total = ALTSTACK_SIZE + page;
     void *p =

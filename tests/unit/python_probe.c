@@ -182,6 +182,14 @@ PROBE_CS_PUBLIC int probe_check_lines(unsigned long long code, int nbytes)
     return bad;
 }
 
+/* Copies N bytes of CODE's bytecode, read where the layout table says it is (3.11+). */
+PROBE_CS_PUBLIC int probe_code_bytes(unsigned long long code, unsigned char *out, int n)
+{
+    if (!atomic_load(&ready) || py.L->code_adaptive < 0 || n <= 0)
+        return -1;
+    return rd(my_pid(), code + (uint64_t)py.L->code_adaptive, out, (size_t)n);
+}
+
 PROBE_CS_PUBLIC const char *probe_mismatch(void)
 {
     return mismatch;

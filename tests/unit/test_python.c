@@ -746,8 +746,7 @@ static void test_caches(void)
     for (int t = 0; t < 4; t++)
         pthread_join(th[t], NULL);
     uint64_t used = cs_python_names_used();
-    CHECK(used == 3000, "concurrent inserts: %llu slots for 3000 keys",
-          (unsigned long long)used);
+    CHECK(used == 3000, "concurrent inserts: %llu slots for 3000 keys", (unsigned long long)used);
     for (int i = 0; i < 3000; i++) {
         cs_pyframe f = named(i, name, file);
         CHECK(cs_python_lookup(&f, &qn, &fn) == 1 && strcmp(qn, "work") == 0 &&

@@ -135,6 +135,7 @@ for lib in (P, C):
     lib.probe_lookup_saved.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.probe_check_lines.argtypes = [ctypes.c_ulonglong, ctypes.c_int]
     lib.probe_mismatch.restype = ctypes.c_char_p
+    lib.probe_code_bytes.argtypes = [ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_int]
     lib.probe_bench.restype = ctypes.c_double
     lib.probe_bench.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     lib.probe_names_dropped.restype = ctypes.c_ulonglong
@@ -156,12 +157,25 @@ def parse(text):
         frames.append((q, f, int(line), int(first), int(flags)))
     return gil, frames
 
+line_checks = {"frames": 0, "bad": []}
 def sample(lib=C):
+    # CPython's own idea of every caller's line, to compare with ours: the callers stay
+    # suspended at the same instruction during the probe call.
+    want, f = [], sys._getframe(1)
+    while f is not None:
+        want.append((f.f_code.co_name, f.f_lineno))
+        f = f.f_back
     buf = ctypes.create_string_buffer(65536)
     n = lib.probe_sample(buf, len(buf))
     if n < 0:
         return None, []
     gil, fr = parse(buf.value)
+    got = [(q.rsplit(".", 1)[-1], line) for q, _, line, _, _ in fr[1:]]
+    line_checks["frames"] += len(want)
+    # (names may be cut to 127 bytes)
+    if len(got) != len(want) or any(g[1] != w[1] or not w[0].startswith(g[0])
+                                    for g, w in zip(got, want)):
+        line_checks["bad"].append((got, want))
     # The innermost frame is this helper itself.
     if not fr or fr[0][0] != "sample":
         failures.append("sample() frame missing")
@@ -187,6 +201,22 @@ check(P.probe_version() == sys.hexversion, "version 0x%08x" % sys.hexversion,
       "probe says 0x%08x" % (P.probe_version() & 0xffffffff))
 if st != 1:
     sys.exit(1)
+
+# --- the bytecode is where the table says (checks co_code_adaptive without headers) ----------
+if V >= (3, 11):
+    import dis
+    def never_called(a, b):
+        x = a + b
+        return [x * 2 for _ in range(a)]
+    co = never_called.__code__
+    mem = ctypes.create_string_buffer(len(co.co_code))
+    read_ok = P.probe_code_bytes(id(co), mem, len(co.co_code)) == 0
+    offsets = [i.offset for i in dis.get_instructions(co)]
+    # Specialisation at creation (3.12 superinstructions) may change opcodes, never opargs.
+    same_args = all(mem.raw[o + 1] == co.co_code[o + 1] for o in offsets)
+    same_ops = sum(mem.raw[o] == co.co_code[o] for o in offsets)
+    check(read_ok and same_args and same_ops * 2 > len(offsets),
+          "bytecode found at the co_code_adaptive offset", repr(mem.raw[:16]) + repr(co.co_code[:16]))
 
 # --- a known call chain ----------------------------------------------------------------------
 results = {}
@@ -247,6 +277,15 @@ check([f[0] for f in fr[:2]] == ["key_func", "via_c"] and fr[0][2] == marker("vi
 check(fr[0][4] == 1, "call through C: innermost frame is an entry", repr(fr[:3]))
 if V >= (3, 11):
     check(fr[1][4] == 0, "call through C: caller is not an entry", repr(fr[:3]))
+
+# --- a call spread over lines: the line is the call's, not an argument's ------------------------
+def multi_line():
+    return sample(  # L:multi
+        C
+    )
+gil, fr = multi_line()
+check(fr[0][0] == "multi_line" and fr[0][2] == multi_line.__code__.co_firstlineno + 1,
+      "multi-line call site", repr(fr[:1]))
 
 # --- methods, nested functions: qualified names from 3.11 ------------------------------------
 class Shop:
@@ -343,6 +382,10 @@ gil, fr = parse(out.value)
 check(fr and fr[0][0] == "doomed_aa" and fr[0][1] == "/virtual/doomed_file.py",
       "names of a dead code object survive", repr(fr))
 del keep
+
+check(line_checks["frames"] > 20 and not line_checks["bad"],
+      "every sampled frame's line equals CPython's f_lineno (%d frames)" % line_checks["frames"],
+      repr(line_checks["bad"][:2]))
 
 # --- line numbers: our decoder against PyCode_Addr2Line, every offset of many code objects -----
 codes, seen = [], set()
