@@ -119,8 +119,7 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
     if (cs_sampler_stack_room() < CS_HANDLER_ROOM) {
         /* On a small alternate stack of the program's: no sample rather than an overflow. */
         if (kind == CS_KIND_WALL && t)
-            atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent),
-                                  memory_order_release);
+            atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent), memory_order_release);
         errno = saved_errno;
         return;
     }

@@ -253,8 +253,8 @@ CS_PUBLIC int sigaltstack(const stack_t *ss, stack_t *old)
     if (!cs_shim_active() || !t || !t->altstack)
         return kernel_sigaltstack(ss, old);
     stack_t cur;
-    if (kernel_sigaltstack(NULL, &cur) != 0 || cur.ss_sp != (char *)t->altstack +
-                                                              t->altstack_size - ALTSTACK_SIZE)
+    if (kernel_sigaltstack(NULL, &cur) != 0 ||
+        cur.ss_sp != (char *)t->altstack + t->altstack_size - ALTSTACK_SIZE)
         return kernel_sigaltstack(ss, old); /* ours is not installed any more */
     stack_t prev = t->program_ss;
     prev.ss_flags = (prev.ss_flags & SS_DISABLE) | (cur.ss_flags & SS_ONSTACK);
