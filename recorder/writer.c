@@ -66,6 +66,13 @@ typedef struct ipframe {
     int eval; /* a frame of CPython's evaluation loop: Python frames go there */
 } ipframe;
 
+/* Python frame -> frame row, so that a Python frame costs its upserts once, not once per
+ * stack it appears in. The whole key is kept: a wrong name is worse than a slow one. */
+typedef struct pyframe_id {
+    cs_pyframe key; /* flags cleared */
+    int64_t frame_id;
+} pyframe_id;
+
 typedef struct tidstack {
     int32_t tid;
     uint32_t stack;
@@ -101,6 +108,8 @@ typedef struct writer {
 
     ipframe *ipf;
     int ipf_cap, ipf_n;
+    pyframe_id *pyf;
+    int pyf_cap, pyf_n;
     tidstack *last_wall; /* per thread: its last wall stack, and (tid negated) last cpu stack */
     int lw_cap, lw_n;
 
@@ -109,6 +118,7 @@ typedef struct writer {
     int nlabels, cap_labels;
 
     int64_t last_flush_s;
+    int64_t caches_since; /* when the frame-id caches were last emptied */
     unsigned flushes;
     uint64_t dropped_aggs;
     int said_busy;
@@ -552,16 +562,84 @@ static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now
     return id;
 }
 
+static uint64_t pyf_hash(const cs_pyframe *f)
+{
+    return mix(f->code ^ mix(f->name_ptr ^ (f->file_ptr << 7)) ^
+               ((uint64_t)(uint32_t)f->line << 32) ^ (uint32_t)f->firstline);
+}
+
+static int pyf_same(const cs_pyframe *a, const cs_pyframe *b)
+{
+    return a->code == b->code && a->name_ptr == b->name_ptr && a->file_ptr == b->file_ptr &&
+           a->line == b->line && a->firstline == b->firstline;
+}
+
+static int64_t pyf_lookup(writer *w, const cs_pyframe *f)
+{
+    if (!w->pyf_cap)
+        return 0;
+    for (size_t p = pyf_hash(f) & (size_t)(w->pyf_cap - 1); w->pyf[p].frame_id;
+         p = (p + 1) & (size_t)(w->pyf_cap - 1))
+        if (pyf_same(&w->pyf[p].key, f))
+            return w->pyf[p].frame_id;
+    return 0;
+}
+
+static void pyf_clear(writer *w)
+{
+    if (w->pyf)
+        memset(w->pyf, 0, sizeof *w->pyf * (size_t)w->pyf_cap);
+    w->pyf_n = 0;
+}
+
+static void pyf_store(writer *w, const cs_pyframe *f, int64_t id)
+{
+    if ((w->pyf_n + 1) * 2 > w->pyf_cap) {
+        if (w->pyf_cap >= (1 << 18)) {
+            pyf_clear(w); /* bounded: forget and upsert again rather than grow */
+        } else {
+            int cap = w->pyf_cap ? w->pyf_cap * 2 : 1024;
+            pyframe_id *n = calloc((size_t)cap, sizeof *n);
+            if (!n)
+                return;
+            for (int i = 0; i < w->pyf_cap; i++) {
+                if (!w->pyf[i].frame_id)
+                    continue;
+                size_t p = pyf_hash(&w->pyf[i].key) & (size_t)(cap - 1);
+                while (n[p].frame_id)
+                    p = (p + 1) & (size_t)(cap - 1);
+                n[p] = w->pyf[i];
+            }
+            free(w->pyf);
+            w->pyf = n;
+            w->pyf_cap = cap;
+        }
+    }
+    size_t p = pyf_hash(f) & (size_t)(w->pyf_cap - 1);
+    while (w->pyf[p].frame_id)
+        p = (p + 1) & (size_t)(w->pyf_cap - 1);
+    w->pyf[p].key = *f;
+    w->pyf[p].key.flags = 0;
+    w->pyf[p].frame_id = id;
+    w->pyf_n++;
+}
+
 /* The frame row of a Python frame: its code's names (remembered in the handler, so right
  * even if the code object is gone), the file as its module and the line as its address. */
 static int64_t python_frame_for(writer *w, const cs_pyframe *f, int64_t now)
 {
+    int64_t cached = pyf_lookup(w, f);
+    if (cached > 0)
+        return cached;
     const char *qualname = "?", *file = "?";
     cs_python_lookup(f, &qualname, &file);
     int64_t module_id = cs_db_module_id(w->db, file, "");
     if (module_id < 0)
         return -1;
-    return cs_db_python_frame_id(w->db, module_id, qualname, file, f->line, now);
+    int64_t id = cs_db_python_frame_id(w->db, module_id, qualname, file, f->line, now);
+    if (id > 0)
+        pyf_store(w, f, id);
+    return id;
 }
 
 static int64_t stack_db_id(writer *w, stack_ent *s, int64_t now)
@@ -639,6 +717,7 @@ static void forget_db_ids(writer *w, int process_inserted)
     for (int i = 0; i < w->nstacks; i++)
         w->stacks[i].db_id = 0;
     ipf_clear(w);
+    pyf_clear(w);
     if (process_inserted)
         w->process_id = 0;
 }
@@ -690,6 +769,14 @@ static void flush(writer *w, int final)
         return;
     }
     cs_symbolizer_refresh(w->sym);
+    /* Frame ids are cached, but a frame no stack touched for two windows may be collected by
+     * another process: forget them well before that, so a cached id is never a stale one. */
+    int64_t quarter = w->cfg.window_seconds / 4 > 1 ? w->cfg.window_seconds / 4 : 1;
+    if (now - w->caches_since >= quarter) {
+        ipf_clear(w);
+        pyf_clear(w);
+        w->caches_since = now;
+    }
     if (cs_db_begin(w->db) != 0) {
         if (!w->said_busy) {
             cs_warn("database %s is busy (%s); keeping samples in memory and retrying",
