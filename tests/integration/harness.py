@@ -5,11 +5,13 @@ Tests run real programs under the real recorder (build/libcrashscope.so through
 process is bounded in time. Nothing here prints a secret: environments are never dumped.
 """
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BUILD = os.path.abspath(os.environ.get("CS_BUILD", "build"))
 CRASHSCOPE = os.path.join(BUILD, "crashscope")
@@ -131,6 +133,44 @@ def share(rows, function):
     total = sum(r[0] for r in rows)
     hit = sum(r[0] for r in rows if function in r[1])
     return (hit / total if total else 0.0), total
+
+
+def free_port():
+    """A loopback port nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url, timeout=2):
+    """The body of URL, or None when nothing answers."""
+    try:
+        return urllib.request.urlopen(url, timeout=timeout).read()
+    except OSError:
+        return None
+
+
+def wait_http(url, seconds=10):
+    """The first body URL answers within SECONDS, or None."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        body = http_get(url)
+        if body is not None:
+            return body
+        time.sleep(0.1)
+    return None
+
+
+def stop(proc, seconds=15):
+    """Terminates PROC, and kills it if it does not go within SECONDS."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def go_pprof_top(path, timeout=60):

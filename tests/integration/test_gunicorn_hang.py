@@ -3,10 +3,8 @@ recorded as a hang (not a crash), with the sender (the arbiter) and every thread
 gunicorn's own handler still runs: the worker exits as gunicorn intends and is replaced."""
 import json
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 from harness import *
 
 d = tmpdir()
@@ -23,27 +21,14 @@ with open(app, "w") as f:
             "@app.route('/ok')\n"
             "def ok():\n"
             "    return 'ok'\n")
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
+port = free_port()
 env = clean_env(PYTHONPATH=d)
 g = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", "/usr/bin/python3", "/usr/bin/gunicorn",
                       "-w", "1", "--timeout", "4", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d)
 try:
-    up = False
-    for _ in range(100):
-        try:
-            up = urllib.request.urlopen("http://127.0.0.1:%d/ok" % port, timeout=2).read() == b"ok"
-            break
-        except OSError:
-            time.sleep(0.1)
-    check(up, "gunicorn serves under crashscope")
-    try:
-        urllib.request.urlopen("http://127.0.0.1:%d/slow" % port, timeout=15).read()
-    except OSError:
-        pass  # the worker is aborted in the middle of the request
+    check(wait_http("http://127.0.0.1:%d/ok" % port) == b"ok", "gunicorn serves under crashscope")
+    http_get("http://127.0.0.1:%d/slow" % port, timeout=15)  # aborted in the middle
     hang = []
     deadline = time.time() + 10
     while time.time() < deadline and not hang:
@@ -65,21 +50,10 @@ try:
         st, out, err = run([CRASHSCOPE, "inspect", "--db", db, "--crash", str(hang[0]["id"])])
         check("was stopped as hung by SIGABRT" in out and "not a crash" in out,
               "the text report calls it a hang: %r" % out[:200])
-    served = False
-    for _ in range(50):
-        try:
-            served = urllib.request.urlopen("http://127.0.0.1:%d/ok" % port, timeout=2).read() == b"ok"
-            break
-        except OSError:
-            time.sleep(0.2)
-    check(served, "gunicorn replaced the worker and serves again")
+    check(wait_http("http://127.0.0.1:%d/ok" % port) == b"ok",
+          "gunicorn replaced the worker and serves again")
 finally:
-    g.terminate()
-    try:
-        g.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        g.kill()
-        g.wait()
+    stop(g)
 err = g.stderr.read().decode(errors="replace")
 check("WORKER TIMEOUT" in err, "gunicorn logged its own WORKER TIMEOUT")
 ends = dict(query(db, "SELECT pid, end_reason FROM processes WHERE pid IN (SELECT pid FROM crashes)"))

@@ -1,10 +1,8 @@
 """A Flask app run by gunicorn with 2 pre-forked workers, loaded by wrk: both workers are
 recorded under their own pids, with the Python request handler in their stacks."""
 import os
-import socket
 import subprocess
 import time
-import urllib.request
 from harness import *
 
 d = tmpdir()
@@ -21,35 +19,20 @@ def compute_report(n):
 def report():
     return str(compute_report(40000))
 """)
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-port = s.getsockname()[1]
-s.close()
+port = free_port()
 g = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", "/usr/bin/python3", "/usr/bin/gunicorn",
                       "-w", "2", "-b", "127.0.0.1:%d" % port, "reportapp:app"],
                      env=clean_env(PYTHONPATH=d), cwd=d, stdout=subprocess.DEVNULL,
                      stderr=subprocess.PIPE)
 try:
-    up = False
-    for _ in range(100):
-        try:
-            up = urllib.request.urlopen("http://127.0.0.1:%d/report" % port, timeout=2).read() != b""
-            break
-        except OSError:
-            time.sleep(0.1)
-    check(up, "gunicorn serves under crashscope")
+    check(wait_http("http://127.0.0.1:%d/report" % port), "gunicorn serves under crashscope")
     st, out, err = run(["wrk", "-t2", "-c4", "-d5s", "--timeout", "5s",
                         "http://127.0.0.1:%d/report" % port], timeout=30)
     reqs = next((l for l in out.splitlines() if "requests in" in l), "")
     check(st == 0 and reqs, "wrk loaded it: %s" % reqs.strip())
     time.sleep(1.5)  # one more flush
 finally:
-    g.terminate()
-    try:
-        g.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        g.kill()
-        g.wait()
+    stop(g, 20)
 procs = query(db, "SELECT pid, ppid FROM processes")
 pids = {p for p, _ in procs}
 workers = [p for p, pp in procs if pp in pids]
