@@ -21,10 +21,14 @@ with open(app, "w") as f:
             "@app.route('/ok')\n"
             "def ok():\n"
             "    return 'ok'\n")
+with open(os.path.join(d, "gunicorn_conf.py"), "w") as f:
+    # gunicorn calls this from its SIGABRT handler in the worker: proof that it ran
+    f.write("def worker_abort(worker):\n"
+            "    worker.log.info('worker_abort hook ran in %s', worker.pid)\n")
 port = free_port()
 env = clean_env(PYTHONPATH=d)
 g = subprocess.Popen([CRASHSCOPE, "run", "--db", db, "--", "/usr/bin/python3", "/usr/bin/gunicorn",
-                      "-w", "1", "--timeout", "4", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
+                      "-c", os.path.join(d, "gunicorn_conf.py"), "-w", "1", "--timeout", "4", "-b", "127.0.0.1:%d" % port, "slowapp:app"],
                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=d)
 try:
     check(wait_http("http://127.0.0.1:%d/ok" % port) == b"ok", "gunicorn serves under crashscope")
@@ -56,12 +60,11 @@ finally:
     stop(g)
 err = g.stderr.read().decode(errors="replace")
 check("WORKER TIMEOUT" in err, "gunicorn logged its own WORKER TIMEOUT")
-ends = dict(query(db, "SELECT pid, end_reason FROM processes WHERE pid IN (SELECT pid FROM crashes)"))
-# gunicorn SIGKILLs an aborted worker that is still there about a second later; a worker built
-# with sanitizers (the asan label) is too slow to exit in that second, with or without us.
-if SANITIZE:
-    print("skip: exit within gunicorn's one-second grace, under sanitizers")
-else:
-    check(list(ends.values()) == ["exit"],
-          "the hung worker then exited through gunicorn's handler: %s" % ends)
+hung = query(db, "SELECT pid FROM crashes WHERE kind = 'hang'")
+check(hung and ("worker_abort hook ran in %d" % hung[0][0]) in err,
+      "gunicorn's own SIGABRT handler then ran in the hung worker (its worker_abort hook)")
+# Whether the worker also finished exiting before gunicorn's SIGKILL, about a second after the
+# SIGABRT, depends on the machine's load: reported, not asserted.
+ends = query(db, "SELECT end_reason FROM processes WHERE pid IN (SELECT pid FROM crashes)")
+print("the hung worker's end: %s" % ends)
 finish()
