@@ -1002,12 +1002,6 @@ void cs_writer_restart(void)
     writer *w = W;
     if (!w || w->running)
         return;
-    if (w->db && w->process_id) {
-        /* The process did not end: clear the end mark the final flush left. */
-        pthread_mutex_lock(&db_lock);
-        w->end_reason = NULL;
-        pthread_mutex_unlock(&db_lock);
-    }
     spawn(w);
 }
 

@@ -29,7 +29,6 @@ check(st == 0 and "enabled True" in out, "tag_wrapper imports under crashscope r
 rows = query(db, "SELECT labels, SUM(count) FROM samples WHERE profile = 'cpu' GROUP BY labels")
 tagged = sum(n for l, n in rows if l and "endpoint=phivolcs" in l)
 check(tagged > 100, "samples inside the block carry endpoint=phivolcs (%d): %s" % (tagged, rows))
-both = [r for r in stacks(db, "cpu")]
 lab = {}
 for sid, labels, n in query(db, "SELECT stack_id, labels, SUM(count) FROM samples"
                                 " WHERE profile = 'cpu' GROUP BY stack_id, labels"):
