@@ -63,11 +63,14 @@ static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *inden
         char buf[96], where[512] = "";
         if (f[i].file)
             snprintf(where, sizeof where, "%s:%" PRId64, f[i].file, f[i].line);
+        /* module+offset, for native frames that have a name to go with it: a Python frame's
+         * "address" is its line, and an unnamed frame is already called module+offset */
         char mod[160] = "";
-        if (f[i].module)
+        const char *name = cs_frame_name(&f[i], buf, sizeof buf);
+        if (f[i].module && strcmp(f[i].kind, "python") != 0 && name != buf)
             snprintf(mod, sizeof mod, "%s+0x%" PRIx64, base_name(f[i].module), f[i].address);
-        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, cs_frame_name(&f[i], buf, sizeof buf),
-                where, *where && *mod ? "  " : "", mod);
+        fprintf(out, "%s#%-3d %-32s %s%s%s\n", indent, i, name, where, *where && *mod ? "  " : "",
+                mod);
     }
     if (n > limit)
         fprintf(out, "%s... %d more frames\n", indent, n - limit);
