@@ -22,6 +22,7 @@
 #include "../recorder/signals.h"
 #include "../recorder/threads.h"
 #include "../recorder/unwind.h"
+#include "../recorder/guard.h"
 #include "../recorder/writer.h"
 #include "helper.h"
 #include "record.h"
@@ -329,6 +330,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
     cs_unwind_recover_from_fault(sig); /* a torn stack in the sampler: back there */
+    cs_guard_recover(sig);             /* a freed Python frame in the sampler: likewise */
     pid_t me = (pid_t)syscall(SYS_gettid);
     if (capture_jb && atomic_load(&owner) == me)
         siglongjmp(*capture_jb, 1); /* a fault inside the capture: abandon it */

@@ -5,16 +5,20 @@
  * How: PyGILState_GetThisThreadState() (a pthread_getspecific lookup, right also while the
  * thread has released the GIL; CPython's faulthandler calls it from signal handlers too) gives
  * the thread state. From there the frame chain, the code objects and their line tables are read
- * with process_vm_readv on our own pid, whole structs at a time, at offsets from a per-version
- * table (checked against the headers by tests/unit/gen_python_offsets.sh, and on 3.13 against
- * the interpreter's own _Py_DebugOffsets at init). A bad address makes process_vm_readv fail
- * with EFAULT instead of faulting, so a frame torn or freed under us ends the walk early.
+ * with guarded copies (guard.c: plain loads under a recovery point the fatal-signal handler
+ * jumps back to), whole structs at a time, at offsets from a per-version table (checked against
+ * the headers by tests/unit/gen_python_offsets.sh, and on 3.13 against the interpreter's own
+ * _Py_DebugOffsets at init). A bad address makes the copy fail instead of the program, so a frame
+ * torn or freed under us ends the walk early.
  *
  * Must never, in the functions called from signal handlers (cs_python_stack, _remember,
  * _holds_gil): allocate, lock, use stdio, call a Python API other than the thread-state
- * lookup, dereference interpreter memory directly, loop without a bound, or change errno.
+ * lookup, dereference interpreter memory other than through cs_guard_copy, loop without a
+ * bound, or change errno.
  */
 #include "python.h"
+
+#include "guard.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
+#include <sys/uio.h> /* struct iovec, for batches of regions */
 #include <unistd.h>
 
 /* --- the layout table ----------------------------------------------------------------- */
@@ -331,51 +335,23 @@ static int addr_ok(uint64_t a, size_t n)
     return a >= 4096 && a < USER_TOP && n <= USER_TOP - a;
 }
 
-/* Our pid, for process_vm_readv. Cached because getpid() is a system call (about as dear as a
- * read), and reset in a forked child by a pthread_atfork handler: a child must read its own
- * memory, not its parent's. */
-static _Atomic pid_t self_pid;
-
-static void reset_pid(void)
-{
-    atomic_store_explicit(&self_pid, getpid(), memory_order_relaxed);
-}
-
-static pid_t my_pid(void)
-{
-    pid_t p = atomic_load_explicit(&self_pid, memory_order_relaxed);
-    return p ? p : getpid();
-}
-
 /* Reads N bytes at ADDR into BUF: 0, or -1 if any of it is unreadable. */
-static int rd(pid_t pid, uint64_t addr, void *buf, size_t n)
+static int rd(uint64_t addr, void *buf, size_t n)
 {
     if (!addr_ok(addr, n))
         return -1;
-    struct iovec l = {buf, n}, r = {(void *)(uintptr_t)addr, n};
-    return process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)n ? 0 : -1;
+    return cs_guard_copy(buf, addr, n);
 }
 
-/* Reads up to 32 regions with as few system calls as possible (each costs about a microsecond,
- * most of the price of a walk). Returns the bit mask of the regions read in full. The kernel
- * stops at the first region it cannot read, possibly part way through it: the call is made
- * again from the region after that one. The caller checks every address with addr_ok. */
-static uint32_t rdv(pid_t pid, struct iovec *loc, struct iovec *rem, int n)
+/* Reads up to 32 regions; returns the bit mask of those read in full. The caller checks every
+ * address with addr_ok. */
+static uint32_t rdv(struct iovec *loc, struct iovec *rem, int n)
 {
     uint32_t ok = 0;
-    for (int start = 0; start < n;) {
-        ssize_t got = process_vm_readv(pid, loc + start, (unsigned long)(n - start), rem + start,
-                                       (unsigned long)(n - start), 0);
-        if (got < 0 && errno != EFAULT)
-            break;
-        size_t have = got > 0 ? (size_t)got : 0, acc = 0;
-        int i = start;
-        for (; i < n && acc + loc[i].iov_len <= have; i++) {
-            acc += loc[i].iov_len;
+    for (int i = 0; i < n; i++)
+        if (cs_guard_copy(loc[i].iov_base, (uint64_t)(uintptr_t)rem[i].iov_base, loc[i].iov_len) ==
+            0)
             ok |= 1u << i;
-        }
-        start = i + 1;
-    }
     return ok;
 }
 
@@ -393,9 +369,9 @@ static int32_t i32at(const uint8_t *p)
     return v;
 }
 
-static int rd_u64(pid_t pid, uint64_t addr, uint64_t *v)
+static int rd_u64(uint64_t addr, uint64_t *v)
 {
-    return rd(pid, addr, v, sizeof *v);
+    return rd(addr, v, sizeof *v);
 }
 
 /* --- line tables -------------------------------------------------------------------- */
@@ -412,7 +388,6 @@ static int rd_u64(pid_t pid, uint64_t addr, uint64_t *v)
 
 /* A bytes object's data, read in chunks as the decoder walks it. */
 typedef struct lt_stream {
-    pid_t pid;
     uint64_t data;
     int64_t size;   /* bytes in the table (capped at LT_WALK_MAX) */
     int64_t lo, hi; /* p holds [lo, hi) */
@@ -422,7 +397,7 @@ typedef struct lt_stream {
 
 /* Opens the bytes object at OBJ. HEAD, if not NULL, holds its first LT_HEAD bytes as read
  * already; otherwise only its header is read now, and the data when needed. */
-static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head, uint8_t *buf)
+static int lt_open(lt_stream *s, uint64_t obj, const uint8_t *head, uint8_t *buf)
 {
     const py_layout *L = py.L;
     uint8_t hdr[64];
@@ -430,7 +405,7 @@ static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head, u
     if (hn > sizeof hdr || hn >= LT_HEAD || (obj & 7))
         return -1;
     if (!head) {
-        if (rd(pid, obj, hdr, hn) != 0)
+        if (rd(obj, hdr, hn) != 0)
             return -1;
         head = hdr;
     }
@@ -439,7 +414,6 @@ static int lt_open(lt_stream *s, pid_t pid, uint64_t obj, const uint8_t *head, u
     int64_t size = (int64_t)u64at(head + L->ob_size);
     if (size < 0)
         return -1;
-    s->pid = pid;
     s->buf = buf;
     s->data = obj + hn;
     s->size = size > LT_WALK_MAX ? LT_WALK_MAX : size;
@@ -459,7 +433,7 @@ static int lt_byte(lt_stream *s, int64_t pos)
         return -1;
     if (pos < s->lo || pos >= s->hi) {
         int64_t n = s->size - pos < LT_CHUNK ? s->size - pos : LT_CHUNK;
-        if (rd(s->pid, s->data + (uint64_t)pos, s->buf, (size_t)n) != 0)
+        if (rd(s->data + (uint64_t)pos, s->buf, (size_t)n) != 0)
             return -1;
         s->p = s->buf;
         s->lo = pos;
@@ -569,13 +543,12 @@ static int32_t line_locations(lt_stream *s, int32_t first, int64_t off)
  * LT_HEAD bytes if already read; BUF: LT_CHUNK bytes to read the rest into), the way
  * PyCode_Addr2Line computes it: a negative offset, as in a frame that has not started, is the
  * first line. -1 if unknown. */
-static int32_t line_at(pid_t pid, uint64_t lt, const uint8_t *head, uint8_t *buf, int32_t first,
-                       int64_t off)
+static int32_t line_at(uint64_t lt, const uint8_t *head, uint8_t *buf, int32_t first, int64_t off)
 {
     if (off < 0)
         return first;
     lt_stream s;
-    if (lt_open(&s, pid, lt, head, buf) != 0)
+    if (lt_open(&s, lt, head, buf) != 0)
         return -1;
     if (py.L->minor <= 9)
         return line_lnotab(&s, first, off);
@@ -672,7 +645,6 @@ static void line_store(const cs_pyframe *f, uint64_t lt, int64_t off, int32_t li
 #define LINE_PENDING INT32_MIN
 
 typedef struct walk_ctx {
-    pid_t pid;
     uint64_t chunk, limit; /* 3.11+: the thread's current data stack chunk, [chunk, limit) */
     uint64_t wlo, whi;     /* the window holds [wlo, whi) */
     int windows;           /* window reads made (bounded) */
@@ -705,7 +677,7 @@ static int read_frame(walk_ctx *c, scratch *sc, uint64_t a, uint8_t *dst)
         if (lo < c->chunk)
             lo = c->chunk;
         c->windows++;
-        if (rd(c->pid, lo, sc->u.window, (size_t)(hi - lo)) == 0) {
+        if (rd(lo, sc->u.window, (size_t)(hi - lo)) == 0) {
             c->wlo = lo;
             c->whi = hi;
             memcpy(dst, sc->u.window + (a - lo), n);
@@ -713,7 +685,7 @@ static int read_frame(walk_ctx *c, scratch *sc, uint64_t a, uint8_t *dst)
         }
         c->wlo = c->whi = 0;
     }
-    return rd(c->pid, a, dst, n);
+    return rd(a, dst, n);
 }
 
 /* Phase 1: follows the frame chain from the innermost frame F, storing per Python frame its
@@ -796,7 +768,7 @@ static int64_t frame_offset(uint64_t instr, uint64_t code, const uint8_t *cb, in
  * names, then the line table heads (one call per LT_BATCH) and the lines. Frames whose code
  * object is unreadable end the stack (3.13: frames running no code object are dropped).
  * Compacts into out[w...]; returns the new w, or -(w+1) when the stack ends here. */
-static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, int w)
+static int finish(scratch *sc, cs_pyframe *out, int from, int to, int w)
 {
     const py_layout *L = py.L;
     struct iovec loc[BATCH], rem[BATCH];
@@ -807,7 +779,7 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
         loc[i] = (struct iovec){sc->u.code[i], good ? py.code_read : 0};
         rem[i] = (struct iovec){(void *)(uintptr_t)code, good ? py.code_read : 0};
     }
-    uint32_t ok = rdv(c->pid, loc, rem, n);
+    uint32_t ok = rdv(loc, rem, n);
 
     uint64_t ltp[BATCH];
     int64_t loff[BATCH];
@@ -852,13 +824,13 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
             loc[i] = (struct iovec){sc->lt[i], good ? LT_HEAD : 0};
             rem[i] = (struct iovec){(void *)(uintptr_t)a, good ? LT_HEAD : 0};
         }
-        ok = rdv(c->pid, loc, rem, m);
+        ok = rdv(loc, rem, m);
         for (int i = 0; i < m; i++) {
             /* A head that could not be read whole (the table ends near unreadable memory)
              * is read again piece by piece. */
             const uint8_t *head = (ok & (1u << i)) && loc[i].iov_len ? sc->lt[i] : NULL;
             cs_pyframe *o = &out[lidx[b + i]];
-            o->line = line_at(c->pid, ltp[b + i], head, sc->u.refill, o->firstline, loff[b + i]);
+            o->line = line_at(ltp[b + i], head, sc->u.refill, o->firstline, loff[b + i]);
             if (o->line >= 0)
                 line_store(o, ltp[b + i], loff[b + i], o->line);
         }
@@ -869,7 +841,7 @@ static int finish(walk_ctx *c, scratch *sc, cs_pyframe *out, int from, int to, i
 static int walk(cs_pyframe *out, int max)
 {
     const py_layout *L = py.L;
-    walk_ctx c = {.pid = my_pid()};
+    walk_ctx c = {0};
     uint64_t ts = (uint64_t)(uintptr_t)py.get_tstate();
     if (!ts || (ts & 7))
         return 0;
@@ -880,7 +852,7 @@ static int walk(cs_pyframe *out, int max)
         lo = lo < L->tstate_datastack_chunk ? lo : L->tstate_datastack_chunk;
         hi = hi > L->tstate_datastack_limit + 8 ? hi : L->tstate_datastack_limit + 8;
     }
-    if (hi - lo > (int32_t)sizeof tb || rd(c.pid, ts + (uint64_t)lo, tb, (size_t)(hi - lo)) != 0)
+    if (hi - lo > (int32_t)sizeof tb || rd(ts + (uint64_t)lo, tb, (size_t)(hi - lo)) != 0)
         return 0;
     uint64_t f = u64at(tb + (L->tstate_frame - lo));
     if (L->tstate_datastack_chunk >= 0) {
@@ -890,7 +862,7 @@ static int walk(cs_pyframe *out, int max)
             c.chunk = c.limit = 0;
     }
     if (L->cframe_current_frame >= 0) {
-        if (!f || (f & 7) || rd_u64(c.pid, f + (uint64_t)L->cframe_current_frame, &f) != 0)
+        if (!f || (f & 7) || rd_u64(f + (uint64_t)L->cframe_current_frame, &f) != 0)
             return 0;
     }
     if (!f || (f & 7))
@@ -901,7 +873,7 @@ static int walk(cs_pyframe *out, int max)
     int w = 0;
     for (int from = 0; from < n; from += BATCH) {
         int to = n - from < BATCH ? n : from + BATCH;
-        w = finish(&c, &sc, out, from, to, w);
+        w = finish(&sc, out, from, to, w);
         if (w < 0)
             return -(w + 1);
     }
@@ -924,7 +896,6 @@ int cs_python_holds_gil(void)
         return -1;
     const py_layout *L = py.L;
     int saved = errno, r = -1;
-    pid_t pid = my_pid();
     uint64_t ts = (uint64_t)(uintptr_t)py.get_tstate(), gil = 0, interp = 0;
     if (!ts) {
         r = 0;
@@ -932,14 +903,14 @@ int cs_python_holds_gil(void)
     }
     if (L->runtime_gil >= 0) {
         gil = py.runtime + (uint64_t)L->runtime_gil;
-    } else if (rd_u64(pid, ts + (uint64_t)L->tstate_interp, &interp) != 0 ||
-               rd_u64(pid, interp + (uint64_t)L->interp_gil, &gil) != 0) {
+    } else if (rd_u64(ts + (uint64_t)L->tstate_interp, &interp) != 0 ||
+               rd_u64(interp + (uint64_t)L->interp_gil, &gil) != 0) {
         goto out;
     }
     /* The GIL is held by this thread when it is locked and this thread took it last. */
     uint8_t g[32];
     size_t n = (size_t)(L->gil_locked > L->gil_holder ? L->gil_locked + 4 : L->gil_holder + 8);
-    if (n <= sizeof g && rd(pid, gil, g, n) == 0)
+    if (n <= sizeof g && rd(gil, g, n) == 0)
         r = i32at(g + L->gil_locked) == 1 && u64at(g + L->gil_holder) == ts;
 out:
     errno = saved;
@@ -988,7 +959,7 @@ static int put_utf8(char *out, int len, int cap, uint32_t c)
 
 /* Copies the str object at OBJ into OUT as UTF-8, at most CAP bytes plus a NUL. Only compact
  * strings (what code object names always are) are read. Returns the length or -1. */
-static int read_str(pid_t pid, uint64_t obj, char *out, int cap)
+static int read_str(uint64_t obj, char *out, int cap)
 {
     const py_layout *L = py.L;
     uint8_t buf[STR_BUF];
@@ -997,9 +968,9 @@ static int read_str(pid_t pid, uint64_t obj, char *out, int cap)
         return -1;
     /* The header and the start of the text in one read; a short string near the end of its
      * memory region may make that fail: then the smallest header alone. */
-    if (rd(pid, obj, buf, have) != 0) {
+    if (rd(obj, buf, have) != 0) {
         have = (size_t)L->unicode_ascii_data;
-        if (rd(pid, obj, buf, have) != 0)
+        if (rd(obj, buf, have) != 0)
             return -1;
     }
     if (u64at(buf + L->ob_type) != py.unicode_type)
@@ -1018,7 +989,7 @@ static int read_str(pid_t pid, uint64_t obj, char *out, int cap)
     size_t need = data + nchar * kind;
     if (need > sizeof buf)
         return -1;
-    if (need > have && rd(pid, obj + have, buf + have, need - have) != 0)
+    if (need > have && rd(obj + have, buf + have, need - have) != 0)
         return -1;
     int len = 0;
     for (size_t i = 0; i < nchar; i++) {
@@ -1119,12 +1090,11 @@ void cs_python_remember(const cs_pyframe *f)
         return;
     }
     int saved = errno;
-    pid_t pid = my_pid();
     char q[CS_PY_QUALNAME_MAX + 1], fn[CS_PY_FILENAME_MAX + 1];
     /* Names that cannot be read now (the code object is already gone) are not cached: a
      * later sample of the same key may do better. */
-    if (read_str(pid, f->name_ptr, q, CS_PY_QUALNAME_MAX) < 0 ||
-        read_str(pid, f->file_ptr, fn, CS_PY_FILENAME_MAX) < 0)
+    if (read_str(f->name_ptr, q, CS_PY_QUALNAME_MAX) < 0 ||
+        read_str(f->file_ptr, fn, CS_PY_FILENAME_MAX) < 0)
         goto out;
     for (unsigned i = 0; i < NAME_PROBES; i++) {
         name_slot *s = &t[(h + i) & (NAME_SLOTS - 1)];
@@ -1361,17 +1331,6 @@ static int detect(void)
     if (!runtime || !get_tstate || !code_type || !unicode_type || !bytes_type ||
         (minor <= 10 && !frame_type))
         return give(-1, "Python found, but not all the symbols its frames need are exported");
-
-    /* Every read goes through process_vm_readv: a seccomp filter (some containers) may forbid
-     * it, and then nothing can be read safely. */
-    static int atfork_done;
-    if (!atfork_done && pthread_atfork(NULL, NULL, reset_pid) == 0)
-        atfork_done = 1;
-    reset_pid();
-    volatile uint64_t probe = 0x637370796f6b21ull;
-    uint64_t copy = 0;
-    if (rd(my_pid(), (uint64_t)(uintptr_t)&probe, &copy, sizeof copy) != 0 || copy != probe)
-        return give(-1, "process_vm_readv is not permitted here: Python stacks unavailable");
 
     if (minor == 13) {
         dbg313 d;

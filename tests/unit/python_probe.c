@@ -12,6 +12,7 @@
  * decoder with the interpreter's own PyCode_Addr2Line. Built without any Python header: one
  * build serves every version. Must never be part of the recorder.
  */
+#include "guard.c"
 #include "python.c"
 
 #include <signal.h>
@@ -46,8 +47,29 @@ static void on_probe_signal(int sig, siginfo_t *si, void *uc)
     errno = e;
 }
 
+/* What the recorder's fatal-signal handler does first: a fault inside a guarded read goes back
+ * to the reader; any other is a real crash. */
+static void on_fault(int sig)
+{
+    cs_guard_recover(sig);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_faults(void)
+{
+    struct sigaction fa;
+    memset(&fa, 0, sizeof fa);
+    fa.sa_handler = on_fault;
+    fa.sa_flags = SA_NODEFER;
+    sigemptyset(&fa.sa_mask);
+    sigaction(SIGSEGV, &fa, NULL);
+    sigaction(SIGBUS, &fa, NULL);
+}
+
 __attribute__((constructor)) static void probe_start(void)
 {
+    catch_faults();
     init_result = cs_python_init(&init_why);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -166,14 +188,13 @@ PROBE_CS_PUBLIC int probe_check_lines(unsigned long long code, int nbytes)
     const py_layout *L = py.L;
     uint8_t cb[CODE_BUF];
     static uint8_t refill[LT_CHUNK];
-    pid_t pid = my_pid();
-    if (rd(pid, code, cb, py.code_read) != 0)
+    if (rd(code, cb, py.code_read) != 0)
         return -1;
     int32_t first = i32at(cb + L->code_firstlineno);
     uint64_t lt = u64at(cb + L->code_linetable);
     int bad = 0;
     for (int off = -2; off < nbytes; off += 2) {
-        int32_t mine = line_at(pid, lt, NULL, refill, first, off);
+        int32_t mine = line_at(lt, NULL, refill, first, off);
         int theirs = addr2line((void *)(uintptr_t)code, off);
         if (mine != theirs && bad++ == 0)
             snprintf(mismatch, sizeof mismatch, "offset %d: ours %d, PyCode_Addr2Line %d", off,
@@ -187,7 +208,7 @@ PROBE_CS_PUBLIC int probe_code_bytes(unsigned long long code, unsigned char *out
 {
     if (!atomic_load(&ready) || py.L->code_adaptive < 0 || n <= 0)
         return -1;
-    return rd(my_pid(), code + (uint64_t)py.L->code_adaptive, out, (size_t)n);
+    return rd(code + (uint64_t)py.L->code_adaptive, out, (size_t)n);
 }
 
 PROBE_CS_PUBLIC const char *probe_mismatch(void)
