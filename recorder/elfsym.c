@@ -712,6 +712,12 @@ cs_elfsym *cs_elfsym_open(const char *path)
 
 const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start)
 {
+    return cs_elfsym_lookup_extent(e, vaddr, sym_start, NULL);
+}
+
+const char *cs_elfsym_lookup_extent(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start,
+                                    uint64_t *sym_len)
+{
     if (!e || e->n == 0)
         return NULL;
     size_t lo = 0, hi = e->n;
@@ -742,6 +748,8 @@ const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_s
         return NULL;
     if (sym_start)
         *sym_start = e->addr[hit];
+    if (sym_len)
+        *sym_len = e->ext[hit] & EXTENT_MAX;
     return e->names + e->name[hit];
 }
 

@@ -34,6 +34,9 @@ cs_elfsym *cs_elfsym_open(const char *path);
  * (assembly, labels) covers up to the next symbol or the end of its section, and only when no
  * sized symbol contains VADDR. The string lives as long as E. */
 const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start);
+/* The same, also storing the symbol's extent in bytes in *sym_len if non-NULL. */
+const char *cs_elfsym_lookup_extent(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start,
+                                    uint64_t *sym_len);
 
 /* Lower-case hex of the NT_GNU_BUILD_ID note, or NULL if absent. Lives as long as E. */
 const char *cs_elfsym_build_id(const cs_elfsym *e);

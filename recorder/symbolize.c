@@ -199,7 +199,12 @@ void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_
             out->rel = ip - m->base;
             if (m->sym) {
                 out->build_id = cs_elfsym_build_id(m->sym);
-                out->function = cs_elfsym_lookup(m->sym, probe - m->base, NULL);
+                uint64_t start = 0, len = 0;
+                out->function = cs_elfsym_lookup_extent(m->sym, probe - m->base, &start, &len);
+                if (out->function) {
+                    out->function_lo = start + m->base;
+                    out->function_hi = start + m->base + len;
+                }
             }
             return;
         }

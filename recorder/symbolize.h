@@ -17,7 +17,9 @@ typedef struct cs_symbol {
     const char *build_id; /* lower-case hex or NULL */
     uint64_t rel;         /* address relative to the module's ELF vaddrs (absolute if none) */
     const char *function; /* NULL when no symbol covers it */
-    int module_index;     /* index in the current module list, -1 if none */
+    uint64_t function_lo; /* the function's runtime addresses [lo, hi); 0, 0 if unknown */
+    uint64_t function_hi;
+    int module_index; /* index in the current module list, -1 if none */
 } cs_symbol;
 
 /* A symbolizer of this process's modules (read with dl_iterate_phdr). */

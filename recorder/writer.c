@@ -60,6 +60,8 @@ typedef struct agg {
     char name[16];
 } agg;
 
+#define MAX_EVAL_RANGES 4
+
 typedef struct ipframe {
     uint64_t key; /* ip << 1 | return_address */
     int64_t frame_id;
@@ -112,6 +114,12 @@ typedef struct writer {
     int pyf_cap, pyf_n;
     tidstack *last_wall; /* per thread: its last wall stack, and (tid negated) last cpu stack */
     int lw_cap, lw_n;
+    /* Where CPython's evaluation loop lies, [lo, hi) (runtime addresses). Its frames are
+     * replaced by the Python frames they run, so where inside it a sample landed says
+     * nothing; every address in it is recorded as one, or each sample of a Python program
+     * would make a stack of its own (tens of thousands of distinct instructions). */
+    uint64_t eval_lo[MAX_EVAL_RANGES], eval_hi[MAX_EVAL_RANGES];
+    int neval;
 
     /* distinct label strings ("endpoint=x,gil=held"); index 0 is "" */
     char **labels;
@@ -427,6 +435,28 @@ static tidstack *last_wall_slot(writer *w, int32_t tid, int create)
 
 /* --- draining the ring --------------------------------------------------------------------- */
 
+static void fold_eval_addresses(const writer *w, uint64_t *ips, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < w->neval; r++)
+            if (ips[i] > w->eval_lo[r] && ips[i] <= w->eval_hi[r]) {
+                /* lo + 1 stays inside whether looked up as a return address or not */
+                ips[i] = w->eval_lo[r] + 1;
+                break;
+            }
+}
+
+static void learn_eval_range(writer *w, const cs_symbol *sym)
+{
+    if (sym->function_lo >= sym->function_hi || w->neval >= MAX_EVAL_RANGES)
+        return;
+    for (int r = 0; r < w->neval; r++)
+        if (w->eval_lo[r] == sym->function_lo)
+            return;
+    w->eval_lo[w->neval] = sym->function_lo;
+    w->eval_hi[w->neval++] = sym->function_hi;
+}
+
 static void drain(writer *w)
 {
     if (!mutation_begin())
@@ -447,6 +477,8 @@ static void drain(writer *w)
             }
             kind = CS_KIND_WALL;
         } else {
+            if (s->npy)
+                fold_eval_addresses(w, s->ips, s->nframes);
             stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
             s->tags[CS_TAGS_MAX] = 0;
             labels = intern_labels(w, s->tags, s->gil);
@@ -553,6 +585,8 @@ static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now
         return 0;
     }
     *eval = cs_merge_is_eval(sym.function);
+    if (*eval)
+        learn_eval_range(w, &sym);
     int64_t module_id = 0;
     if (sym.module && (module_id = cs_db_module_id(w->db, sym.module, sym.build_id)) < 0)
         return -1;
@@ -768,7 +802,8 @@ static void flush(writer *w, int final)
         pthread_mutex_unlock(&db_lock);
         return;
     }
-    cs_symbolizer_refresh(w->sym);
+    if (cs_symbolizer_refresh(w->sym))
+        w->neval = 0; /* relearned from the new module list */
     /* Frame ids are cached, but a frame no stack touched for two windows may be collected by
      * another process: forget them well before that, so a cached id is never a stale one. */
     int64_t quarter = w->cfg.window_seconds / 4 > 1 ? w->cfg.window_seconds / 4 : 1;
