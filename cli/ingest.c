@@ -361,9 +361,9 @@ static long long store(const char *db_path, const char *record_name, record *r, 
     for (int i = 0; ok && i < r->nsamples; i++) {
         const cs_record_sample *s = &r->samples[i].s;
         int cpu = s->kind == CS_KIND_CPU;
-        char name[17];
-        memcpy(name, s->name, 16);
-        name[16] = 0;
+        char name[CS_RECORD_NAME + 1];
+        memcpy(name, s->name, CS_RECORD_NAME);
+        name[CS_RECORD_NAME] = 0;
         int64_t sid = store_stack(&c, &r->samples[i].st, 0, 0);
         ok = sid > 0 &&
              cs_db_sample_add(db, pid_row, h->pid, s->ts, s->tid, name, cpu ? "cpu" : "wall", sid,
@@ -376,9 +376,9 @@ static long long store(const char *db_path, const char *record_name, record *r, 
     ok = ok && crash_stack > 0;
     char regs[1024];
     registers_text(h, regs, sizeof regs);
-    char tname[17];
-    memcpy(tname, h->thread_name, 16);
-    tname[16] = 0;
+    char tname[CS_RECORD_NAME + 1];
+    memcpy(tname, h->thread_name, CS_RECORD_NAME);
+    tname[CS_RECORD_NAME] = 0;
     cs_crash_row cr = {
         .process_id = pid_row,
         .pid = h->pid,
@@ -400,9 +400,9 @@ static long long store(const char *db_path, const char *record_name, record *r, 
     }
     for (int i = 0; ok && crash_id > 0 && i < r->nthreads; i++) {
         const cs_record_thread *t = &r->threads[i].t;
-        char name[17];
-        memcpy(name, t->name, 16);
-        name[16] = 0;
+        char name[CS_RECORD_NAME + 1];
+        memcpy(name, t->name, CS_RECORD_NAME);
+        name[CS_RECORD_NAME] = 0;
         cs_crash_thread_row tr = {.tid = t->tid, .name = name};
         snprintf(tr.state, sizeof tr.state, "%s", t->state == CS_THREAD_OK ? "ok" : "no answer");
         if (t->state == CS_THREAD_OK) {

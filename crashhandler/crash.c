@@ -16,6 +16,7 @@
 #include "crash.h"
 
 #include "../recorder/python.h"
+#include "../recorder/pythreads.h"
 #include "../recorder/ring.h"
 #include "../recorder/sampler.h"
 #include "../recorder/shim.h"
@@ -158,8 +159,8 @@ static void emit_sample(int64_t ts, int32_t tid, int kind, int64_t count, const 
     rs.count = count;
     rs.nframes = n;
     rs.npy = npy;
-    memcpy(rs.name, name, sizeof rs.name);
-    rs.name[15] = 0;
+    /* NAME is NUL-terminated within its buffer, which may be shorter than ours */
+    memcpy(rs.name, name, strnlen(name, sizeof rs.name - 1));
     strncpy(rs.labels, labels ? labels : "", sizeof rs.labels - 1);
     out_section(o, CS_SEC_SAMPLE,
                 (uint32_t)(sizeof rs + 8 * (size_t)n + sizeof(cs_record_pyframe) * (size_t)npy));
@@ -174,8 +175,11 @@ static void emit_ring_sample(const cs_sample *s, void *ctx)
      * the thread's previous samples): left out. */
     if (s->kind != CS_KIND_CPU && s->kind != CS_KIND_WALL)
         return;
-    emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count, s->thread_name,
-                s->ips, s->nframes, s->py, s->npy, s->tags, ctx);
+    char name[CS_RECORD_NAME];
+    if (!cs_pythreads_name(s->tid, name, sizeof name))
+        memcpy(name, s->thread_name, sizeof s->thread_name);
+    emit_sample((int64_t)(s->time_ns / 1000000000ull), s->tid, s->kind, s->count, name, s->ips,
+                s->nframes, s->py, s->npy, s->tags, ctx);
 }
 
 static void emit_process(out *o)
@@ -247,7 +251,8 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
     clock_gettime(CLOCK_REALTIME, &ts);
     h.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     h.start_ns = (uint64_t)start;
-    prctl(PR_GET_NAME, h.thread_name, 0, 0, 0);
+    if (!cs_pythreads_name(h.tid, h.thread_name, sizeof h.thread_name))
+        prctl(PR_GET_NAME, h.thread_name, 0, 0, 0);
     if (uc) {
         for (int i = 0; i < CS_RECORD_NGREGS && i < NGREG; i++)
             h.gregs[i] = (uint64_t)uc->uc_mcontext.gregs[i];
@@ -297,8 +302,8 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
             rt.tid = t->tid;
             rt.state = atomic_load(&t->done) ? CS_THREAD_OK : CS_THREAD_NO_ANSWER;
             rt.nframes = rt.state == CS_THREAD_OK ? t->nframes : 0;
-            memcpy(rt.name, t->name, sizeof rt.name);
-            rt.name[15] = 0;
+            if (!cs_pythreads_name(t->tid, rt.name, sizeof rt.name))
+                memcpy(rt.name, t->name, strnlen(t->name, sizeof t->name));
             out_section(o, CS_SEC_THREAD, (uint32_t)(sizeof rt + 8 * (size_t)rt.nframes));
             out_put(o, &rt, sizeof rt);
             out_put(o, t->ips, 8 * (size_t)rt.nframes);

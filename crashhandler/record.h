@@ -15,9 +15,11 @@
 #include <stdint.h>
 
 #define CS_RECORD_MAGIC   "CSCRASH1"
-#define CS_RECORD_VERSION 1
-#define CS_RECORD_FRAMES  200
-#define CS_RECORD_NGREGS  23
+#define CS_RECORD_VERSION 2
+/* Thread names: the kernel's (15 bytes) or Python's (threading.Thread.name, cut). */
+#define CS_RECORD_NAME   64
+#define CS_RECORD_FRAMES 200
+#define CS_RECORD_NGREGS 23
 
 enum cs_crash_kind {
     CS_CRASH_FATAL = 1, /* a fatal signal: the process dies */
@@ -36,7 +38,7 @@ typedef struct cs_record_header {
     uint64_t fault_address;
     uint64_t time_ns;  /* CLOCK_REALTIME at the signal */
     uint64_t start_ns; /* the process's start, as in processes.start_ns */
-    char thread_name[16];
+    char thread_name[CS_RECORD_NAME];
     uint64_t gregs[CS_RECORD_NGREGS];  /* ucontext gregs, in REG_R8 .. REG_CR2 order */
     uint64_t frames[CS_RECORD_FRAMES]; /* the faulting thread, frame 0 = faulting pc */
 } cs_record_header;
@@ -85,7 +87,7 @@ typedef struct cs_record_thread {
     int32_t tid;
     int32_t state;
     int32_t nframes;
-    char name[16];
+    char name[CS_RECORD_NAME];
     /* followed by nframes uint64 */
 } cs_record_thread;
 
@@ -96,7 +98,7 @@ typedef struct cs_record_sample {
     int64_t count;
     int32_t nframes;
     int32_t npy;
-    char name[16];
+    char name[CS_RECORD_NAME];
     char labels[272]; /* "k=v,k=v", NUL-terminated */
     /* followed by nframes uint64, then npy cs_record_pyframe */
 } cs_record_sample;

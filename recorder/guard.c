@@ -55,6 +55,27 @@ int cs_guard_copy(void *dst, uint64_t src, size_t n)
     return 0;
 }
 
+int cs_guard_store32(uint64_t dst, int32_t v)
+{
+    if (dst & 3)
+        return -1;
+    sigjmp_buf jb;
+    sigjmp_buf *outer = recovery;
+    if (sigsetjmp(jb, 0) != 0) {
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGSEGV);
+        sigaddset(&s, SIGBUS);
+        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+        recovery = outer;
+        return -1;
+    }
+    recovery = &jb;
+    __atomic_store_n((int32_t *)(uintptr_t)dst, v, __ATOMIC_RELAXED);
+    recovery = outer;
+    return 0;
+}
+
 void cs_guard_recover(int sig)
 {
     (void)sig;

@@ -16,6 +16,9 @@
  * holds a part of it). Async-signal-safe; never changes errno or the signal mask on success. */
 int cs_guard_copy(void *dst, uint64_t src, size_t n);
 
+/* Stores V at address DST (4 bytes, aligned) as a relaxed atomic: 0, or -1 if it faulted. */
+int cs_guard_store32(uint64_t dst, int32_t v);
+
 /* From a SIGSEGV/SIGBUS handler: if the fault came from a cs_guard_copy on this thread, jumps
  * back into it (does not return). Otherwise returns at once. */
 void cs_guard_recover(int sig);

@@ -48,7 +48,8 @@
     X(frame_is_entry) X(frame_owner) X(owner_cstack)                                    \
     X(code_filename) X(code_name) X(code_qualname) X(code_firstlineno)                  \
     X(code_linetable) X(code_adaptive)                                                  \
-    X(runtime_gil) X(interp_gil) X(gil_holder) X(gil_locked)
+    X(runtime_gil) X(interp_gil) X(gil_holder) X(gil_locked)                            \
+    X(runtime_interp_main) X(runtime_eval_breaker) X(interp_eval_breaker)
 // clang-format on
 
 typedef struct py_layout {
@@ -77,7 +78,10 @@ static const size_t layout_offsets[] = {
  *     _PyInterpreterFrame (3.11+; prev_instr, or instr_ptr in 3.13; f_code, or f_executable).
  *   code_linetable: co_lnotab (3.8, 3.9), co_linetable (3.10 pairs, 3.11+ location table).
  *   runtime_gil: _PyRuntime.ceval.gil (<= 3.11); interp_gil: PyInterpreterState.ceval.gil, a
- *     pointer (3.12+). */
+ *     pointer (3.12+).
+ *   runtime_eval_breaker: _PyRuntime.ceval.eval_breaker (3.8); interp_eval_breaker: the main
+ *     interpreter's ceval.eval_breaker (3.9-3.12); 3.13 keeps one per thread state and needs
+ *     no nudge (see cs_python_nudge). */
 static const py_layout layouts[] = {
     {.minor = 8,
      .ob_type = 8,
@@ -112,7 +116,10 @@ static const py_layout layouts[] = {
      .runtime_gil = 1152,
      .interp_gil = -1,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 40,
+     .runtime_eval_breaker = 592,
+     .interp_eval_breaker = -1},
     {.minor = 9,
      .ob_type = 8,
      .ob_size = 16,
@@ -146,7 +153,10 @@ static const py_layout layouts[] = {
      .runtime_gil = 352,
      .interp_gil = -1,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 40,
+     .runtime_eval_breaker = -1,
+     .interp_eval_breaker = 72},
     {.minor = 10,
      .ob_type = 8,
      .ob_size = 16,
@@ -180,7 +190,10 @@ static const py_layout layouts[] = {
      .runtime_gil = 352,
      .interp_gil = -1,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 40,
+     .runtime_eval_breaker = -1,
+     .interp_eval_breaker = 68},
     {.minor = 11,
      .ob_type = 8,
      .ob_size = 16,
@@ -214,7 +227,10 @@ static const py_layout layouts[] = {
      .runtime_gil = 360,
      .interp_gil = -1,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 48,
+     .runtime_eval_breaker = -1,
+     .interp_eval_breaker = 100},
     {.minor = 12,
      .ob_type = 8,
      .ob_size = 16,
@@ -248,7 +264,10 @@ static const py_layout layouts[] = {
      .runtime_gil = -1,
      .interp_gil = 384,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 48,
+     .runtime_eval_breaker = -1,
+     .interp_eval_breaker = 368},
     {.minor = 13,
      .ob_type = 8,
      .ob_size = 16,
@@ -282,7 +301,10 @@ static const py_layout layouts[] = {
      .runtime_gil = -1,
      .interp_gil = 16,
      .gil_holder = 8,
-     .gil_locked = 16},
+     .gil_locked = 16,
+     .runtime_interp_main = 640,
+     .runtime_eval_breaker = -1,
+     .interp_eval_breaker = -1},
 };
 
 static const py_layout *layout_for(int minor)
@@ -316,6 +338,7 @@ static struct {
     tstate_fn get_tstate;
     uint32_t frame_read, code_read; /* bytes read per frame and per code object */
     unsigned kind_shift;            /* of the PyUnicode kind bits */
+    void *lib;                      /* where its symbols are looked up (dlsym handle) */
 } py;
 
 static _Atomic int ready;
@@ -1364,6 +1387,7 @@ static int detect(void)
         (void)dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
 
     py.L = L;
+    py.lib = h;
     py.runtime = (uint64_t)(uintptr_t)runtime;
     py.code_type = (uint64_t)(uintptr_t)code_type;
     py.unicode_type = (uint64_t)(uintptr_t)unicode_type;
@@ -1406,6 +1430,31 @@ int cs_python_init(const char **why)
     if (why)
         *why = cs_python_status();
     return a;
+}
+
+int cs_python_nudge(void)
+{
+    if (!atomic_load_explicit(&ready, memory_order_acquire))
+        return -1;
+    const py_layout *L = py.L;
+    uint64_t addr = 0;
+    if (L->runtime_eval_breaker >= 0) {
+        addr = py.runtime + (uint64_t)L->runtime_eval_breaker;
+    } else if (L->interp_eval_breaker >= 0) {
+        uint64_t interp;
+        if (rd_u64(py.runtime + (uint64_t)L->runtime_interp_main, &interp) != 0 ||
+            !addr_ok(interp, 8) || (interp & 7))
+            return -1;
+        addr = interp + (uint64_t)L->interp_eval_breaker;
+    } else {
+        return 0; /* 3.13: the pending call already set the main thread's own breaker */
+    }
+    return cs_guard_store32(addr, 1);
+}
+
+void *cs_python_symbol(const char *name)
+{
+    return atomic_load_explicit(&ready, memory_order_acquire) ? dlsym(py.lib, name) : NULL;
 }
 
 const char *cs_python_status(void)

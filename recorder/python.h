@@ -33,6 +33,18 @@ int cs_python_init(const char **why);
  * after start). Normal context only. Once the answer is 1 or -1 it never changes; after 0 it
  * looks again. Safe to call from several threads. */
 int cs_python_try_init(void);
+/* After Py_AddPendingCall from a thread that is not the main thread: makes the main thread
+ * look at its pending calls at its next check. On 3.9 to 3.12 the call only sets the "calls
+ * to do" flag, and the interpreter-wide eval_breaker it recomputes includes that flag only
+ * when computed by the main thread itself, so a main thread that never switches the GIL never
+ * runs the call; setting eval_breaker is what a signal does, and the main thread recomputes
+ * it from the flags once it has looked. 3.8 has no such condition, 3.13 sets a per-thread
+ * breaker: there it changes nothing (3.8: harmless). Returns 0, or -1 if it could not. */
+int cs_python_nudge(void);
+
+/* The address of NAME in the supported Python found (its C API, for pythreads.c), or NULL
+ * (no supported Python, or no such symbol). Normal context only. */
+void *cs_python_symbol(const char *name);
 /* The reason of the last answer, a static one-line string. */
 const char *cs_python_status(void);
 /* PY_VERSION_HEX of the Python found (e.g. 0x030b07f0), also when it is not supported; 0 if

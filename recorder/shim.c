@@ -13,6 +13,7 @@
 
 #include "../crashhandler/crash.h"
 #include "../crashhandler/helper.h"
+#include "pythreads.h"
 #include "sampler.h"
 #include "signals.h"
 #include "threads.h"
@@ -183,6 +184,7 @@ static void on_fork_child(void)
     recorder_pid = getpid();
     set_start_ns();
     cs_crash_after_fork_child();
+    cs_pythreads_after_fork_child();
     cs_writer_fork_child();
     cs_sampler_after_fork_child();
 }

@@ -15,6 +15,7 @@
 #include "../storage/storage.h"
 #include "merge.h"
 #include "python.h"
+#include "pythreads.h"
 #include "ring.h"
 #include "shim.h"
 #include "symbolize.h"
@@ -57,7 +58,7 @@ typedef struct agg {
     uint32_t stack;
     uint32_t labels; /* index in the writer's label strings; 0 = none */
     int64_t count;
-    char name[16];
+    char name[64]; /* the kernel's name, or Python's (pythreads.h) */
 } agg;
 
 #define MAX_EVAL_RANGES 4
@@ -383,8 +384,7 @@ static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t s
     a->stack = stack;
     a->labels = labels;
     a->count = count;
-    memcpy(a->name, name, sizeof a->name);
-    a->name[15] = 0;
+    snprintf(a->name, sizeof a->name, "%s", name);
     size_t p = h & (size_t)(w->agg_index_cap - 1);
     while (w->agg_index[p])
         p = (p + 1) & (size_t)(w->agg_index_cap - 1);
@@ -490,9 +490,11 @@ static void drain(writer *w)
                 }
             }
         }
-        if (stack >= 0)
-            add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count, s->thread_name);
-        else
+        if (stack >= 0) {
+            char pyname[sizeof w->aggs->name];
+            add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
+                    cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
+        } else
             w->dropped_aggs++;
         cs_ring_release();
     }
@@ -802,6 +804,7 @@ static void flush(writer *w, int final)
         pthread_mutex_unlock(&db_lock);
         return;
     }
+    cs_pythreads_request(); /* names for the next second's samples */
     if (cs_symbolizer_refresh(w->sym))
         w->neval = 0; /* relearned from the new module list */
     /* Frame ids are cached, but a frame no stack touched for two windows may be collected by

@@ -22,7 +22,7 @@ INTERPRETERS.append("/usr/bin/python3")
 d = tmpdir()
 cpu_script = os.path.join(d, "service_cpu.py")
 with open(cpu_script, "w") as f:
-    f.write("""import time
+    f.write("""import threading, time
 def hot_loop(n):
     s = 0
     for i in range(n):
@@ -35,6 +35,7 @@ def parse_payload():
 def handle_request():
     parse_payload()
 def main():
+    threading.current_thread().name = "request-loop"
     handle_request()
 main()
 """)
@@ -42,6 +43,7 @@ HOT_LINES = range(2, 7)
 crash_script = os.path.join(d, "service_crash.py")
 with open(crash_script, "w") as f:
     f.write("""import ctypes, threading, time
+WAITER = "jobs-waiter-of-the-long-queue"
 def wait_for_jobs():
     time.sleep(60)
 def parse_payload(data):
@@ -49,14 +51,16 @@ def parse_payload(data):
 def handle_request():
     return parse_payload(b"payload")
 def main():
-    threading.Thread(target=wait_for_jobs, daemon=True).start()
-    t = time.time() + 1.0
+    threading.Thread(target=wait_for_jobs, daemon=True, name=WAITER).start()
+    t = time.time() + 2.0
     while time.time() < t:
         pass
     handle_request()
 main()
 """)
-PARSE_LINE, HANDLE_LINE = 5, 7
+PARSE_LINE, HANDLE_LINE = 6, 8
+# Longer than the kernel's 15 bytes: only Python has this name.
+WAITER = "jobs-waiter-of-the-long-queue"
 
 
 def frames_of(db, stack_id):
@@ -96,6 +100,9 @@ for py in INTERPRETERS:
     i_py = next((i for i, f in enumerate(stack) if f[1] == "python"), None)
     check(i_py is not None and any(f[1] == "native" for f in stack[i_py:]),
           "%s: the Python frames sit inside the native stack, not appended" % tag)
+    names = [r[0] for r in query(db, "SELECT DISTINCT thread_name FROM samples WHERE profile = 'cpu'")]
+    check("request-loop" in names, "%s: the main thread's samples carry the name Python gave it"
+          " (%s)" % (tag, names))
 
     db = os.path.join(d, "crash-%s.db" % v)
     st, out, err = record([py, crash_script], db, timeout=60)
@@ -125,9 +132,15 @@ for py in INTERPRETERS:
     waiting = [t for t in c["threads"] if any(f["function"] == "wait_for_jobs" and
                                               f["kind"] == "python" for f in t["stack"])]
     check(len(waiting) == 1, "%s: the sleeping thread is in the report, in wait_for_jobs" % tag)
+    check(len(waiting) == 1 and waiting[0].get("name") == WAITER,
+          "%s: under its Python thread name (%r)" % (tag, waiting and waiting[0].get("name")))
+    check(c.get("thread", {}).get("name") == "MainThread",
+          "%s: the crashing thread under its Python name (%r)" % (tag, c.get("thread")))
     wall_rows = stacks(db, "wall")
     check(any("wait_for_jobs" in r[1] for r in wall_rows),
           "%s: and in the wall profile" % tag)
+    names = [r[0] for r in query(db, "SELECT DISTINCT thread_name FROM samples WHERE profile = 'wall'")]
+    check(WAITER in names, "%s: whose samples carry the Python name (%s)" % (tag, names))
 # A Python crashscope cannot read (here 3.7, when installed): one line, native stacks, no harm.
 old = sorted(glob.glob("/root/.pyenv/versions/3.7.*/bin/python3.7"))
 if not old:

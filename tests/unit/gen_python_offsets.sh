@@ -122,6 +122,12 @@ int main(void)
 #else
     F("runtime_gil", offsetof(_PyRuntimeState, ceval.gil));
 #endif
+    F("runtime_interp_main", offsetof(_PyRuntimeState, interpreters.main));
+#if PY_VERSION_HEX < 0x03090000
+    F("runtime_eval_breaker", offsetof(_PyRuntimeState, ceval.eval_breaker));
+#elif PY_VERSION_HEX < 0x030d0000
+    F("interp_eval_breaker", offsetof(PyInterpreterState, ceval.eval_breaker));
+#endif
     F("gil_holder", offsetof(struct _gil_runtime_state, last_holder));
     F("gil_locked", offsetof(struct _gil_runtime_state, locked));
     return 0;
