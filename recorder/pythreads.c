@@ -169,9 +169,11 @@ void cs_pythreads_request(void)
     int idle = 0;
     if (!atomic_compare_exchange_strong(&pending, &idle, 1))
         return;
-    if (!api.is_initialized() || api.add_pending(collect, NULL) != 0)
+    /* Never near finalization: the nudge writes into the interpreter state, which (3.9-3.11)
+     * is freed at its very end, milliseconds after the finalizing flag is set. */
+    if (!api.is_initialized() || api.is_finalizing() || api.add_pending(collect, NULL) != 0)
         atomic_store(&pending, 0); /* queue full or not running: next time */
-    else
+    else if (!api.is_finalizing())
         cs_python_nudge();
 }
 
