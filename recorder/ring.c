@@ -5,6 +5,11 @@
  * producers whether it is free for their lap and the consumer whether it is filled. Claims
  * are a single compare-and-swap on the head, so a signal handler can produce without locks.
  * It must never block a producer, and never hand the consumer a half-written slot.
+ *
+ * Each slot stores its sequence number minus its index, so that a fresh anonymous mapping
+ * (all zeros) is the queue's initial state: starting, and forgetting the queue in a fork
+ * child, touch no page (3.3 MiB of copy-on-write faults made every fork of a recorded shell
+ * 20 ms slower).
  */
 #include "ring.h"
 
@@ -14,7 +19,7 @@
 #define CS_RING_SLOTS 2048u /* power of two; ~3.3 MiB, >1 s of 200 busy threads at 100 Hz */
 
 typedef struct slot {
-    _Atomic size_t seq;
+    _Atomic size_t seq; /* sequence number - index of the slot */
     cs_sample s;
 } slot;
 
@@ -23,10 +28,33 @@ static _Atomic size_t head;
 static size_t tail; /* consumer only */
 static _Atomic uint64_t dropped;
 
+static slot *map_ring(void)
+{
+    void *p = mmap(NULL, sizeof(slot) * CS_RING_SLOTS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t seq_of(slot *sl, size_t pos)
+{
+    return atomic_load_explicit(&sl->seq, memory_order_acquire) + (pos & (CS_RING_SLOTS - 1));
+}
+
+static void set_seq(slot *sl, size_t pos, size_t seq)
+{
+    atomic_store_explicit(&sl->seq, seq - (pos & (CS_RING_SLOTS - 1)), memory_order_release);
+}
+
 void cs_ring_reset(void)
 {
-    for (size_t i = 0; i < CS_RING_SLOTS; i++)
-        atomic_store_explicit(&ring[i].seq, i, memory_order_relaxed);
+    slot *fresh = ring ? map_ring() : NULL;
+    if (fresh) {
+        munmap(ring, sizeof(slot) * CS_RING_SLOTS);
+        ring = fresh;
+    } else if (ring) { /* no memory for a new one: clear this one, page by page */
+        for (size_t i = 0; i < CS_RING_SLOTS; i++)
+            atomic_store_explicit(&ring[i].seq, 0, memory_order_relaxed);
+    }
     atomic_store(&head, 0);
     tail = 0;
 }
@@ -35,13 +63,8 @@ int cs_ring_init(void)
 {
     if (ring)
         return 0;
-    void *p = mmap(NULL, sizeof(slot) * CS_RING_SLOTS, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return -1;
-    ring = p;
-    cs_ring_reset();
-    return 0;
+    ring = map_ring();
+    return ring ? 0 : -1;
 }
 
 cs_sample *cs_ring_claim(void)
@@ -51,7 +74,7 @@ cs_sample *cs_ring_claim(void)
     size_t pos = atomic_load_explicit(&head, memory_order_relaxed);
     for (;;) {
         slot *sl = &ring[pos & (CS_RING_SLOTS - 1)];
-        size_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
+        size_t seq = seq_of(sl, pos);
         intptr_t diff = (intptr_t)seq - (intptr_t)pos;
         if (diff == 0) {
             if (atomic_compare_exchange_weak_explicit(&head, &pos, pos + 1, memory_order_relaxed,
@@ -69,6 +92,7 @@ cs_sample *cs_ring_claim(void)
 void cs_ring_commit(cs_sample *s)
 {
     slot *sl = (slot *)((char *)s - offsetof(slot, s));
+    /* the stored value is the sequence number minus a constant: one more is one more */
     size_t seq = atomic_load_explicit(&sl->seq, memory_order_relaxed);
     atomic_store_explicit(&sl->seq, seq + 1, memory_order_release);
 }
@@ -78,14 +102,13 @@ cs_sample *cs_ring_peek(void)
     if (!ring)
         return NULL;
     slot *sl = &ring[tail & (CS_RING_SLOTS - 1)];
-    size_t seq = atomic_load_explicit(&sl->seq, memory_order_acquire);
-    return seq == tail + 1 ? &sl->s : NULL;
+    return seq_of(sl, tail) == tail + 1 ? &sl->s : NULL;
 }
 
 void cs_ring_release(void)
 {
     slot *sl = &ring[tail & (CS_RING_SLOTS - 1)];
-    atomic_store_explicit(&sl->seq, tail + CS_RING_SLOTS, memory_order_release);
+    set_seq(sl, tail, tail + CS_RING_SLOTS);
     tail++;
 }
 
@@ -101,7 +124,7 @@ void cs_ring_dump(void (*emit)(const cs_sample *s, void *ctx), void *ctx)
     size_t end = atomic_load(&head);
     for (size_t pos = tail; pos != end; pos++) {
         slot *sl = &ring[pos & (CS_RING_SLOTS - 1)];
-        if (atomic_load_explicit(&sl->seq, memory_order_acquire) == pos + 1)
+        if (seq_of(sl, pos) == pos + 1)
             emit(&sl->s, ctx);
     }
 }

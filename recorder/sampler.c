@@ -17,6 +17,7 @@
 #include "unwind.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -289,7 +290,12 @@ static void *ticker_main(void *arg)
             next.tv_nsec -= 1000000000L;
             next.tv_sec++;
         }
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+        /* A futex wait rather than a sleep: stopping wakes it at once, so a process that
+         * exits or execs right after starting does not wait out a tick to join it. */
+        while (!atomic_load(&ticker_stop) &&
+               syscall(SYS_futex, &ticker_stop, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &next,
+                       NULL, FUTEX_BITSET_MATCH_ANY) != 0 &&
+               errno != ETIMEDOUT)
             ;
         if (atomic_load(&ticker_stop))
             break;
@@ -319,6 +325,7 @@ static void stop_ticker(void)
     if (!atomic_load(&ticker_running))
         return;
     atomic_store(&ticker_stop, 1);
+    syscall(SYS_futex, &ticker_stop, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
     pthread_join(ticker, NULL);
     atomic_store(&ticker_running, 0);
 }

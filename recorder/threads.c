@@ -204,11 +204,16 @@ void cs_thread_unregister(void)
 void cs_threads_after_fork_child(void)
 {
     cs_thread *me = self;
-    for (int i = 0; i < CS_MAX_THREADS; i++) {
+    /* Only slots that were ever used, and only written when they must change: every write
+     * here is a copy-on-write page fault, paid by each fork. */
+    int hw = cs_thread_high_water();
+    for (int i = 0; i < hw && i < CS_MAX_THREADS; i++) {
         if (&table[i] == me)
             continue;
-        table[i].has_timer = 0; /* timers were not inherited; never delete the parent's ids */
-        atomic_store(&table[i].state, CS_SLOT_FREE);
+        if (table[i].has_timer)
+            table[i].has_timer = 0; /* timers were not inherited; never delete the parent's ids */
+        if (atomic_load(&table[i].state) != CS_SLOT_FREE)
+            atomic_store(&table[i].state, CS_SLOT_FREE);
     }
     if (me) {
         me->has_timer = 0;
