@@ -31,6 +31,7 @@ typedef struct export_ctx {
     size_t index_cap;
     size_t rows;
     int failed;
+    int column; /* CS_COLUMN_*: what the folded counts are */
 } export_ctx;
 
 static size_t hash_str(const char *s)
@@ -105,7 +106,8 @@ static int on_row(const cs_profile_row *r, void *arg)
             if (i)
                 fputc(';', m);
         }
-        if (fclose(m) != 0 || add_folded(x, text, r->count) != 0)
+        if (fclose(m) != 0 ||
+            add_folded(x, text, x->column == CS_COLUMN_VALUE ? r->value : r->count) != 0)
             x->failed = 1;
     }
     cs_frames_free(fr, n);
@@ -115,22 +117,30 @@ static int on_row(const cs_profile_row *r, void *arg)
 
 static void usage(void)
 {
-    fputs("usage: crashscope export --type cpu|wall [--format pprof|folded] [--pid N]\n"
+    fputs("usage: crashscope export --type TYPE [--format pprof|folded] [--pid N]\n"
           "                         [--seconds N] [--db PATH] -o FILE\n"
+          "  TYPE          cpu, wall, alloc_objects, alloc_space (summed over the range),\n"
+          "                inuse_objects, inuse_space, threads (the state at its end)\n"
           "  --seconds N   only the last N seconds of the window (default: all of it)\n"
+          "  --until T     the range ends at T (seconds since 1970; default: the latest)\n"
           "  -o -          folded output to standard output\n",
           stderr);
 }
 
 int cs_cmd_export(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"type", required_argument, 0, 't'}, {"format", required_argument, 0, 'f'},
-        {"pid", required_argument, 0, 'p'},  {"seconds", required_argument, 0, 's'},
-        {"db", required_argument, 0, 'd'},   {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option opts[] = {{"type", required_argument, 0, 't'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"pid", required_argument, 0, 'p'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"db", required_argument, 0, 'd'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"until", required_argument, 0, 'u'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *type = NULL, *format = "pprof", *out = NULL, *opt_db = NULL;
     long pid = 0, seconds = 0;
+    long long until_opt = 0;
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -154,15 +164,25 @@ int cs_cmd_export(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'u':
+            until_opt = strtoll(optarg, &end, 10);
+            if (*end || until_opt <= 0) {
+                cs_cli_error("--until '%s' is not a time in seconds since 1970", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
     }
-    if (!type || (strcmp(type, "cpu") && strcmp(type, "wall"))) {
-        cs_cli_error("--type must be cpu or wall");
+    const cs_export_type *et = cs_export_type_find(type);
+    if (!type || (strcmp(type, "cpu") && strcmp(type, "wall") && !et)) {
+        cs_cli_error("--type must be cpu, wall, alloc_objects, alloc_space, inuse_objects,"
+                     " inuse_space or threads");
         usage();
         return 2;
     }
+    const char *stored = et ? et->stored : type;
     if (strcmp(format, "pprof") && strcmp(format, "folded")) {
         cs_cli_error("--format must be pprof or folded");
         return 2;
@@ -186,11 +206,22 @@ int cs_cmd_export(int argc, char **argv)
         return 1;
     }
     int64_t from = 0, until = 0;
-    if (!cs_db_time_range(db, type, (int)pid, &from, &until)) {
+    if (!cs_db_time_range(db, stored, (int)pid, &from, &until)) {
+        const char *what = !strcmp(stored, "alloc") || !strcmp(stored, "inuse")
+                               ? " (allocation sampling off? CRASHSCOPE_HEAP_SAMPLE_BYTES)"
+                               : "";
         if (pid)
-            cs_cli_error("no %s samples of pid %ld in %s", type, pid, path);
+            cs_cli_error("no %s samples of pid %ld in %s%s", stored, pid, path, what);
         else
-            cs_cli_error("no %s samples in %s yet", type, path);
+            cs_cli_error("no %s samples in %s yet%s", stored, path, what);
+        cs_db_close(db);
+        return 1;
+    }
+    if (until_opt && until_opt < until)
+        until = until_opt;
+    if (until < from) {
+        cs_cli_error("nothing recorded before --until %lld (the window starts at %" PRId64 ")",
+                     until_opt, from);
         cs_db_close(db);
         return 1;
     }
@@ -202,13 +233,23 @@ int cs_cmd_export(int argc, char **argv)
     if (hz <= 0)
         hz = !strcmp(type, "cpu") ? CS_DEFAULT_CPU_HZ : CS_DEFAULT_WALL_HZ;
 
-    cs_query q = {.profile = type, .pid = (int)pid, .from_ts = from, .until_ts = until};
-    export_ctx x = {.db = db};
+    cs_query q = {.profile = stored, .pid = (int)pid, .from_ts = from, .until_ts = until};
+    if (et && et->snapshot) {
+        /* the state at the end of the window: the latest second each process recorded */
+        q.snapshot = 1;
+        q.from_ts = 0;
+        q.until_ts = until_opt ? until : 0;
+    }
+    export_ctx x = {.db = db, .column = et ? et->value.column : CS_COLUMN_COUNT};
     int rc = 0;
     if (!strcmp(format, "pprof")) {
         cs_pprof *pp =
-            cs_profile_build(db, &q, hz, from * 1000000000LL, (until - from + 1) * 1000000000LL,
-                             CS_PROFILE_EXPORT, &x.rows);
+            et ? cs_profile_build_types(db, &q, et->period_type, et->period_unit,
+                                        !strcmp(et->period_unit, "bytes") ? c.heap_sample_bytes : 1,
+                                        from * 1000000000LL, (until - from + 1) * 1000000000LL,
+                                        CS_PROFILE_EXPORT, &et->value, 1, &x.rows)
+               : cs_profile_build(db, &q, hz, from * 1000000000LL,
+                                  (until - from + 1) * 1000000000LL, CS_PROFILE_EXPORT, &x.rows);
         uint8_t *buf = NULL;
         size_t len = 0;
         if (!pp || cs_pprof_encode(pp, 1, &buf, &len) != 0) {

@@ -210,6 +210,55 @@ static void json_registers(FILE *out, const char *regs)
     fputc('}', out);
 }
 
+/* The process timeline before the crash: one line per second, counters as differences. */
+static void text_timeline(FILE *out, const cs_timeline_row *t, int n)
+{
+    fputs("\nthe process, second by second (cpu: user+system ms in that second; faults and\n"
+          "context switches in that second; heap: live bytes estimated from allocation samples):\n"
+          "  second     rss MiB  peak MiB  cpu ms  threads  +new -gone   fds  minflt majflt"
+          "  vol-cs invol-cs  heap MiB\n",
+          out);
+    for (int i = 0; i < n; i++) {
+        const cs_timeline_row *r = &t[i], *p = i ? &t[i - 1] : NULL;
+#define DELTA(f) (p && r->f >= 0 && p->f >= 0 ? r->f - p->f : 0)
+        char when[40], heap[24];
+        cs_format_time(r->ts * 1000000000LL, when, sizeof when, 0);
+        char hms[9];
+        snprintf(hms, sizeof hms, "%.8s", strlen(when) > 11 ? when + 11 : when);
+        if (r->heap_live_bytes >= 0)
+            snprintf(heap, sizeof heap, "%9.1f", (double)r->heap_live_bytes / 1048576.0);
+        else
+            snprintf(heap, sizeof heap, "%9s", "-");
+        fprintf(out,
+                "  %s %9.1f %9.1f %7" PRId64 " %8" PRId64 " %5" PRId64 " %5" PRId64 " %5" PRId64
+                " %7" PRId64 " %6" PRId64 " %7" PRId64 " %8" PRId64 " %s\n",
+                hms, (double)r->rss_kb / 1024.0, (double)r->peak_rss_kb / 1024.0,
+                DELTA(cpu_user_ms) + DELTA(cpu_system_ms), r->threads, DELTA(threads_created),
+                DELTA(threads_exited), r->fds, DELTA(minor_faults), DELTA(major_faults),
+                DELTA(voluntary_cs), DELTA(involuntary_cs), heap);
+#undef DELTA
+    }
+}
+
+static void json_timeline(FILE *out, const cs_timeline_row *t, int n)
+{
+    fputc('[', out);
+    for (int i = 0; i < n; i++) {
+        const cs_timeline_row *r = &t[i];
+        fprintf(out,
+                "%s{\"ts\":%" PRId64 ",\"rss_kb\":%" PRId64 ",\"peak_rss_kb\":%" PRId64
+                ",\"cpu_user_ms\":%" PRId64 ",\"cpu_system_ms\":%" PRId64 ",\"threads\":%" PRId64
+                ",\"fds\":%" PRId64 ",\"minor_faults\":%" PRId64 ",\"major_faults\":%" PRId64
+                ",\"voluntary_cs\":%" PRId64 ",\"involuntary_cs\":%" PRId64
+                ",\"threads_created\":%" PRId64 ",\"threads_exited\":%" PRId64
+                ",\"heap_live_bytes\":%" PRId64 "}",
+                i ? "," : "", r->ts, r->rss_kb, r->peak_rss_kb, r->cpu_user_ms, r->cpu_system_ms,
+                r->threads, r->fds, r->minor_faults, r->major_faults, r->voluntary_cs,
+                r->involuntary_cs, r->threads_created, r->threads_exited, r->heap_live_bytes);
+    }
+    fputc(']', out);
+}
+
 int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
 {
     cs_crash_row c;
@@ -225,6 +274,9 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
     cs_db_crash_threads(db, c.id, &threads, &nthreads);
     int64_t crash_s = c.time_ns / 1000000000;
     int64_t from = crash_s - seconds + 1;
+    cs_timeline_row *tl = NULL;
+    int ntl = 0;
+    cs_db_timeline(db, c.process_id, from, crash_s, &tl, &ntl);
     char when[40], fault[24];
     snprintf(fault, sizeof fault, "0x%" PRIx64, c.fault_address);
     const char *sig = cs_signal_name(c.signo);
@@ -287,6 +339,8 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
             fputc('}', out);
         }
         fputc(']', out);
+        cs_json_key(out, "timeline", 0);
+        json_timeline(out, tl, ntl);
         cs_json_key(out, "registers", 0);
         json_registers(out, c.registers);
         cs_json_key(out, "modules", 0);
@@ -400,6 +454,8 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
             top_ctx t = {.out = out, .total = w.cpu};
             cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 8, on_top, &t);
         }
+        if (ntl)
+            text_timeline(out, tl, ntl);
         if (c.registers)
             fprintf(out, "\nregisters: %s\n", c.registers);
         cs_upload_summary u;
@@ -417,6 +473,7 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
                     u.pending, u.too_old, u.refused, u.last_endpoint[0] ? u.last_endpoint : "none",
                     u.last_status, u.last_error[0] ? ", " : "", u.last_error);
     }
+    free(tl);
     cs_frames_free(frames, nframes);
     cs_crash_threads_free(threads, nthreads);
     cs_crash_row_free(&c);

@@ -261,6 +261,8 @@ void cs_config_load(cs_config *c, int warn)
     static const char *const n_cpu[] = {"CRASHSCOPE_CPU_HZ", "PYROSCOPE_SAMPLE_RATE", NULL};
     static const char *const n_wall[] = {"CRASHSCOPE_WALL_HZ", NULL};
     static const char *const n_window[] = {"CRASHSCOPE_WINDOW_SECONDS", NULL};
+    static const char *const n_heap[] = {"CRASHSCOPE_HEAP_SAMPLE_BYTES", NULL};
+    static const char *const n_pymalloc[] = {"CRASHSCOPE_PYTHON_MALLOC", NULL};
     const char *which, *v;
 
     memset(c, 0, sizeof *c);
@@ -310,5 +312,12 @@ void cs_config_load(cs_config *c, int warn)
     load_int(n_cpu, 0, CS_MAX_HZ, CS_DEFAULT_CPU_HZ, &c->cpu_hz, warn);
     load_int(n_wall, 0, CS_MAX_HZ, CS_DEFAULT_WALL_HZ, &c->wall_hz, warn);
     load_int(n_window, 10, 7 * 24 * 3600, CS_DEFAULT_WINDOW_SECONDS, &c->window_seconds, warn);
+    load_int(n_heap, 0, 1 << 30, CS_DEFAULT_HEAP_SAMPLE_BYTES, &c->heap_sample_bytes, warn);
+    if ((v = env_first(n_pymalloc, &which)) && parse_bool(v, &c->python_malloc) != 0) {
+        c->python_malloc = 0;
+        if (warn)
+            cs_warn("%s='%.64s' is not 0/1/true/false/yes/no/on/off; Python keeps its allocator",
+                    which, v);
+    }
     load_upload(c, warn);
 }

@@ -12,10 +12,11 @@
 #include <limits.h>
 #include <stddef.h>
 
-#define CS_DEFAULT_CPU_HZ         100
-#define CS_DEFAULT_WALL_HZ        97
-#define CS_DEFAULT_WINDOW_SECONDS 300
-#define CS_MAX_HZ                 1000
+#define CS_DEFAULT_CPU_HZ            100
+#define CS_DEFAULT_WALL_HZ           97
+#define CS_DEFAULT_WINDOW_SECONDS    300
+#define CS_DEFAULT_HEAP_SAMPLE_BYTES (512 * 1024)
+#define CS_MAX_HZ                    1000
 
 enum cs_upload_mode { CS_UPLOAD_OFF = 0, CS_UPLOAD_CRASH = 1, CS_UPLOAD_CONTINUOUS = 2 };
 
@@ -27,6 +28,8 @@ typedef struct cs_config {
     int cpu_hz;         /* 0: cpu sampling off */
     int wall_hz;        /* 0: wall sampling off */
     int window_seconds;
+    int heap_sample_bytes; /* mean bytes between allocation samples; 0: off */
+    int python_malloc;     /* 1: PYTHONMALLOC=malloc, so small Python objects are seen */
     /* Pyroscope. The password lives here and in the environment only: never printed, never
      * stored in the database. */
     char server_url[1024];

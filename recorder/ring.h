@@ -29,6 +29,9 @@ enum cs_sample_kind {
     /* A wall sample of a thread that was busy on the CPU all along: the writer uses its latest
      * CPU sample's stack (at most one CPU period old), so busy threads get no second signal. */
     CS_KIND_WALL_BUSY = 5,
+    /* A sampled allocation (heap.c), taken in normal context; alloc_* say which and how much
+     * it stands for. */
+    CS_KIND_ALLOC = 6,
 };
 
 typedef struct cs_sample {
@@ -38,10 +41,12 @@ typedef struct cs_sample {
     uint16_t nframes;
     uint32_t count; /* samples this record stands for (CPU timer overruns + 1) */
     char thread_name[16];
-    uint16_t npy;                /* Python frames, innermost first (0: none or not Python) */
-    int16_t gil;                 /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
-    char tags[CS_TAGS_MAX + 1];  /* the thread's tags, "k=v,k=v" */
-    uint64_t ips[CS_MAX_FRAMES]; /* innermost first; ips[0] is the interrupted pc */
+    uint64_t alloc_addr, alloc_serial; /* CS_KIND_ALLOC: the block and its live-table serial */
+    double alloc_objects, alloc_bytes; /* and the allocations and bytes it stands for */
+    uint16_t npy;                      /* Python frames, innermost first (0: none or not Python) */
+    int16_t gil;                       /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
+    char tags[CS_TAGS_MAX + 1];        /* the thread's tags, "k=v,k=v" */
+    uint64_t ips[CS_MAX_FRAMES];       /* innermost first; ips[0] is the interrupted pc */
     cs_pyframe py[CS_MAX_PYFRAMES];
 } cs_sample;
 

@@ -10,6 +10,7 @@
  */
 #include "sampler.h"
 
+#include "heap.h"
 #include "shim.h"
 #include "signals.h"
 #include "tags.h"
@@ -280,6 +281,7 @@ static void *ticker_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "crashscope-wall", 0, 0, 0);
+    cs_heap_ignore_thread();
     long period = 1000000000L / wall_hz;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);

@@ -13,7 +13,9 @@
 
 #include "../crashhandler/crash.h"
 #include "../crashhandler/helper.h"
+#include "heap.h"
 #include "pythreads.h"
+#include "ring.h"
 #include "sampler.h"
 #include "signals.h"
 #include "threads.h"
@@ -185,6 +187,8 @@ static void on_fork_child(void)
     set_start_ns();
     cs_crash_after_fork_child();
     cs_pythreads_after_fork_child();
+    cs_heap_after_fork_child();
+    cs_unwind_after_fork_child();
     cs_writer_fork_child();
     cs_sampler_after_fork_child();
 }
@@ -203,6 +207,10 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
     if (!config.enabled || is_crashscope_cli())
         return;
     derive_app_name(argc, argv);
+    /* Before the interpreter reads its environment (in main): small objects then come from
+     * malloc, where the allocation sampler sees them. */
+    if (config.python_malloc)
+        setenv("PYTHONMALLOC", "malloc", 1);
     recorder_pid = getpid();
     set_start_ns();
     read_process_strings();
@@ -219,6 +227,9 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
         return;
     }
     cs_sampler_start(&config);
+    if (config.heap_sample_bytes > 0 &&
+        (cs_ring_init() != 0 || cs_heap_start(config.heap_sample_bytes) != 0))
+        cs_shim_degrade("cannot map the allocation sampler's tables; no memory profiles");
     cs_thread_register();
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 }

@@ -155,6 +155,14 @@ static void disarm(cs_thread *t)
     }
 }
 
+static _Atomic uint64_t threads_created, threads_exited;
+
+void cs_threads_counts(uint64_t *created, uint64_t *exited)
+{
+    *created = atomic_load_explicit(&threads_created, memory_order_relaxed);
+    *exited = atomic_load_explicit(&threads_exited, memory_order_relaxed);
+}
+
 cs_thread *cs_thread_register(void)
 {
     if (self)
@@ -172,7 +180,9 @@ cs_thread *cs_thread_register(void)
         atomic_store(&t->have_wall_stack, 0);
         atomic_store(&t->have_cpu_stack, 0);
         t->cpu_ns_at_tick = 0;
+        t->pthread = pthread_self();
         prctl(PR_GET_NAME, t->name, 0, 0, 0);
+        atomic_fetch_add_explicit(&threads_created, 1, memory_order_relaxed);
         int hw = atomic_load(&high_water);
         while (hw < i + 1 && !atomic_compare_exchange_weak(&high_water, &hw, i + 1))
             ;
@@ -195,7 +205,9 @@ void cs_thread_unregister(void)
     /* Mark the slot busy first so the ticker stops signalling this thread, then delete the
      * timer; a signal already queued is harmless because the handler checks `self`. */
     atomic_store_explicit(&t->state, CS_SLOT_BUSY, memory_order_release);
+    atomic_fetch_add_explicit(&threads_exited, 1, memory_order_relaxed);
     disarm(t);
+    cs_unwind_thread_exit();
     take_altstack(t);
     self = NULL;
     atomic_store_explicit(&t->state, CS_SLOT_FREE, memory_order_release);
@@ -339,6 +351,33 @@ CS_PUBLIC int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     int rc = real_pthread_create(thread, attr, thread_start, a);
     if (rc != 0)
         free(a);
+    return rc;
+}
+
+/* Names given through pthread_setname_np reach the thread table at once (the thread profile
+ * names every thread each second, also those that never ran since). */
+typedef int (*setname_fn)(pthread_t, const char *);
+
+CS_PUBLIC int pthread_setname_np(pthread_t thread, const char *name)
+{
+    static setname_fn real_setname;
+    if (!real_setname)
+        real_setname = (setname_fn)dlsym(RTLD_NEXT, "pthread_setname_np");
+    if (!real_setname)
+        return ENOSYS;
+    int rc = real_setname(thread, name);
+    if (rc == 0) {
+        int hw = cs_thread_high_water();
+        for (int i = 0; i < hw; i++) {
+            cs_thread *t = &table[i];
+            if (atomic_load(&t->state) == CS_SLOT_LIVE && pthread_equal(t->pthread, thread)) {
+                size_t n = strnlen(name, sizeof t->name - 1);
+                memcpy(t->name, name, n);
+                t->name[n] = 0;
+                break;
+            }
+        }
+    }
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #ifndef CS_THREADS_H
 #define CS_THREADS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@ typedef struct cs_thread {
     _Atomic int have_cpu_stack;
     uint64_t cpu_ns_at_tick; /* the wall ticker's own bookkeeping */
     char name[16];
+    pthread_t pthread;
     void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
     size_t altstack_size;
     stack_t program_ss; /* what the program asked sigaltstack() for, while ours stays */
@@ -57,6 +59,9 @@ void cs_threads_after_fork_child(void);
  * signal would, and would kill the new image). After a failed exec: re-arm them. */
 void cs_threads_disarm_all(void);
 void cs_threads_rearm_all(void);
+
+/* Threads registered and unregistered since the start (for the timeline). */
+void cs_threads_counts(uint64_t *created, uint64_t *exited);
 
 /* Resolves the real pthread_create; called once from the constructor. */
 void cs_threads_init(void);

@@ -73,6 +73,13 @@ static __thread int in_unwind __attribute__((tls_model("initial-exec")));
  * that was not (created behind pthread_create's back) gets only its interrupted pc. */
 static __thread int warmed __attribute__((tls_model("initial-exec")));
 static __thread sigjmp_buf *recover __attribute__((tls_model("initial-exec")));
+/* libunwind's fast path keeps a 256 KiB frame cache per thread that uses it, all of it
+ * resident: 200 threads would carry 50 MB. So only the first CS_FAST_THREADS live threads
+ * (the main thread and early workers, in practice the busy ones) get it; others take the slow
+ * path, which costs more CPU per sample and no memory of that size. */
+#define CS_FAST_THREADS 16
+static _Atomic int fast_threads;
+static __thread int fast_granted __attribute__((tls_model("initial-exec")));
 /* Which snapshot this thread is reading (index + 1), so a fault inside a callback does not
  * leave the reader count raised for ever. */
 static __thread int reading_snap __attribute__((tls_model("initial-exec")));
@@ -270,7 +277,7 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
     }
     recover = &jb;
     in_unwind = 1;
-    if (signal_frame && unw.backtrace) {
+    if (signal_frame && unw.backtrace && fast_granted) {
         int m = fast_unwind(uc, ips, max);
         if (m > 0) {
             recover = NULL;
@@ -306,6 +313,43 @@ int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max)
     return do_unwind(uc, ips, max, 1);
 }
 
+int cs_unwind_here(uint64_t *ips, int max)
+{
+    if (in_unwind || max < 1 || !unw.ready || atomic_load(&dlclose_busy) > 0)
+        return 0;
+    if (!warmed)
+        cs_unwind_warm_thread(); /* normal context: its allocations are fine here */
+    if (!fast_granted) {
+        ucontext_t uc;
+        return getcontext(&uc) == 0 ? do_unwind(&uc, ips, max, 0) : 0;
+    }
+    void *buf[CS_FAST_MAX];
+    volatile int n = 0;
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0) != 0) {
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGSEGV);
+        sigaddset(&s, SIGBUS);
+        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+        if (reading_snap) {
+            atomic_fetch_sub(&snap_readers[reading_snap - 1], 1);
+            reading_snap = 0;
+        }
+        recover = NULL;
+        in_unwind = 0;
+        return 0;
+    }
+    recover = &jb;
+    in_unwind = 1;
+    n = unw.backtrace(buf, max < CS_FAST_MAX ? max : CS_FAST_MAX);
+    recover = NULL;
+    in_unwind = 0;
+    for (int i = 0; i < n; i++)
+        ips[i] = (uint64_t)(uintptr_t)buf[i];
+    return n;
+}
+
 void cs_unwind_warm_thread(void)
 {
     if (!unw.ready || warmed)
@@ -314,11 +358,32 @@ void cs_unwind_warm_thread(void)
     uint64_t ips[8];
     if (getcontext(&uc) == 0)
         do_unwind(&uc, ips, 8, 0);
-    if (unw.backtrace) { /* the fast path has thread-local state of its own */
+    int granted = atomic_load(&fast_threads);
+    while (unw.backtrace && granted < CS_FAST_THREADS &&
+           !atomic_compare_exchange_weak(&fast_threads, &granted, granted + 1))
+        ;
+    if (unw.backtrace && granted < CS_FAST_THREADS) {
+        /* the fast path's own state (its cache, a pthread key) is made here, not in a
+         * handler: pthread_setspecific may allocate */
         void *buf[8];
         unw.backtrace(buf, 8);
+        fast_granted = 1;
     }
     warmed = 1;
+}
+
+void cs_unwind_after_fork_child(void)
+{
+    atomic_store(&fast_threads, fast_granted ? 1 : 0); /* only the forking thread lives on */
+}
+
+void cs_unwind_thread_exit(void)
+{
+    /* libunwind frees the thread's cache with its key's destructor, after this */
+    if (fast_granted) {
+        fast_granted = 0;
+        atomic_fetch_sub(&fast_threads, 1);
+    }
 }
 
 void cs_unwind_recover_from_fault(int sig)

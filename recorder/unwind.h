@@ -21,8 +21,17 @@ int cs_unwind_init(void);
  * allocation, and a fault while reading a torn stack ends the unwind, not the program. */
 int cs_unwind_signal_context(ucontext_t *uc, uint64_t *ips, int max);
 
+/* Unwinds the calling thread from here, in normal context (no signal frame): for allocation
+ * samples. ips[0] is a return address into crashscope's caller chain like every other entry
+ * (the writer drops crashscope's own frames). Returns the number of frames, 0 if refused. */
+int cs_unwind_here(uint64_t *ips, int max);
+
 /* Prepares libunwind's per-thread state outside any signal handler. */
 void cs_unwind_warm_thread(void);
+/* In a fork child: only the calling thread's grant survives. */
+void cs_unwind_after_fork_child(void);
+/* The calling thread ends: gives its fast-path grant back. */
+void cs_unwind_thread_exit(void);
 
 /* Refreshes the module snapshot if modules were loaded or unloaded since the last one.
  * Normal context only (takes the loader lock via the real dl_iterate_phdr). */

@@ -13,7 +13,10 @@
 #include "writer.h"
 
 #include "../storage/storage.h"
+#include "heap.h"
+#include "heaplive.h"
 #include "merge.h"
+#include "procstat.h"
 #include "python.h"
 #include "pythreads.h"
 #include "ring.h"
@@ -27,6 +30,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +62,8 @@ typedef struct agg {
     uint32_t stack;
     uint32_t labels; /* index in the writer's label strings; 0 = none */
     int64_t count;
-    char name[64]; /* the kernel's name, or Python's (pythreads.h) */
+    double objects, bytes; /* allocation samples: what they stand for */
+    char name[64];         /* the kernel's name, or Python's (pythreads.h) */
 } agg;
 
 #define MAX_EVAL_RANGES 4
@@ -80,6 +85,7 @@ typedef struct tidstack {
     int32_t tid;
     uint32_t stack;
     uint32_t labels;
+    uint32_t seq; /* when it was last set (the writer's sample count): the later one wins */
 } tidstack;
 
 typedef struct writer {
@@ -121,6 +127,9 @@ typedef struct writer {
      * would make a stack of its own (tens of thousands of distinct instructions). */
     uint64_t eval_lo[MAX_EVAL_RANGES], eval_hi[MAX_EVAL_RANGES];
     int neval;
+    uint32_t seq;      /* samples drained, for tidstack.seq */
+    cs_heaplive live;  /* sampled allocations still live */
+    int unknown_stack; /* the empty stack, for threads never sampled; -1 not made yet */
 
     /* distinct label strings ("endpoint=x,gil=held"); index 0 is "" */
     char **labels;
@@ -202,19 +211,46 @@ static int same_py(const cs_pyframe *a, const cs_pyframe *b, int n)
     return 1;
 }
 
+/* Forgets the stacks no live allocation and no thread's last stack refers to (the table is
+ * bounded; those stacks are in the database already). */
 static void reset_stacks(writer *w)
 {
+    int32_t *renum = malloc(sizeof *renum * (size_t)(w->nstacks ? w->nstacks : 1));
+    if (!renum)
+        return;
+    for (int i = 0; i < w->nstacks; i++)
+        renum[i] = -1;
+    for (int i = 0; i < w->live.n; i++)
+        renum[w->live.e[i].stack] = 0;
+    for (int i = 0; i < w->lw_cap; i++)
+        if (w->last_wall[i].tid)
+            renum[w->last_wall[i].stack] = 0;
+    int kept = 0;
     for (int i = 0; i < w->nstacks; i++) {
-        free(w->stacks[i].ips);
-        free(w->stacks[i].py);
-        free(w->stacks[i].frame_ids);
+        if (renum[i] < 0) {
+            free(w->stacks[i].ips);
+            free(w->stacks[i].py);
+            free(w->stacks[i].frame_ids);
+            continue;
+        }
+        renum[i] = kept;
+        w->stacks[kept++] = w->stacks[i];
     }
-    w->nstacks = 0;
+    w->nstacks = kept;
     if (w->stack_index)
         memset(w->stack_index, 0, sizeof *w->stack_index * (size_t)w->index_cap);
-    w->lw_n = 0;
-    if (w->last_wall)
-        memset(w->last_wall, 0, sizeof *w->last_wall * (size_t)w->lw_cap);
+    for (int i = 0; i < kept; i++) {
+        size_t p = w->stacks[i].hash & (size_t)(w->index_cap - 1);
+        while (w->stack_index[p])
+            p = (p + 1) & (size_t)(w->index_cap - 1);
+        w->stack_index[p] = (uint32_t)i + 1;
+    }
+    cs_heaplive_remap(&w->live, renum);
+    for (int i = 0; i < w->lw_cap; i++)
+        if (w->last_wall[i].tid)
+            w->last_wall[i].stack = (uint32_t)renum[w->last_wall[i].stack];
+    w->unknown_stack = w->unknown_stack >= 0 ? renum[w->unknown_stack] : -1;
+    free(renum);
 }
 
 static int grow_stack_index(writer *w)
@@ -348,7 +384,7 @@ static int grow_agg_index(writer *w)
     return 0;
 }
 
-static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t stack,
+static agg *add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t stack,
                     uint32_t labels, int64_t count, const char *name)
 {
     uint64_t h = agg_hash(ts, tid, kind, stack, labels);
@@ -359,20 +395,20 @@ static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t s
             if (a->ts == ts && a->tid == tid && a->kind == kind && a->stack == stack &&
                 a->labels == labels) {
                 a->count += count;
-                return;
+                return a;
             }
         }
     }
     if (w->naggs >= MAX_AGGS || ((w->naggs + 1) * 2 > w->agg_index_cap && grow_agg_index(w))) {
         w->dropped_aggs++;
-        return;
+        return NULL;
     }
     if (w->naggs == w->cap_aggs) {
         int cap = w->cap_aggs ? w->cap_aggs * 2 : 1024;
         agg *a = realloc(w->aggs, sizeof *a * (size_t)cap);
         if (!a) {
             w->dropped_aggs++;
-            return;
+            return NULL;
         }
         w->aggs = a;
         w->cap_aggs = cap;
@@ -384,12 +420,13 @@ static void add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t s
     a->stack = stack;
     a->labels = labels;
     a->count = count;
+    a->objects = a->bytes = 0;
     snprintf(a->name, sizeof a->name, "%s", name);
     size_t p = h & (size_t)(w->agg_index_cap - 1);
     while (w->agg_index[p])
         p = (p + 1) & (size_t)(w->agg_index_cap - 1);
     w->agg_index[p] = (uint32_t)w->naggs + 1;
-    w->naggs++;
+    return &w->aggs[w->naggs++];
 }
 
 static void clear_aggs(writer *w)
@@ -487,13 +524,24 @@ static void drain(writer *w)
                 if (t) {
                     t->stack = (uint32_t)stack;
                     t->labels = labels;
+                    t->seq = ++w->seq;
                 }
             }
         }
         if (stack >= 0) {
             char pyname[sizeof w->aggs->name];
-            add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
-                    cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
+            agg *a =
+                add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
+                        cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
+            if (kind == CS_KIND_ALLOC) {
+                if (a) {
+                    a->objects += s->alloc_objects;
+                    a->bytes += s->alloc_bytes;
+                }
+                if (cs_heaplive_add(&w->live, s->alloc_addr, s->alloc_serial, (uint32_t)stack,
+                                    s->alloc_objects, s->alloc_bytes) != 0)
+                    w->dropped_aggs++;
+            }
         } else
             w->dropped_aggs++;
         cs_ring_release();
@@ -786,6 +834,88 @@ static int pid_alive(int pid)
     return kill(pid, 0) == 0 || errno == EPERM;
 }
 
+/* --- snapshots: live heap, threads, timeline ------------------------------------------------ */
+
+static int by_stack(const void *a, const void *b)
+{
+    const cs_heaplive_entry *x = a, *y = b;
+    return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+/* The sampled allocations still live at NOW, summed per stack, as profile "inuse". Stores the
+ * estimated live bytes in *LIVE_BYTES. */
+static int write_heap_snapshot(writer *w, int64_t now, int64_t *live_bytes)
+{
+    *live_bytes = -1;
+    if (cs_heap_interval() <= 0)
+        return 0;
+    cs_heaplive_sweep(&w->live);
+    int n = w->live.n;
+    cs_heaplive_entry *e = malloc(sizeof *e * (size_t)(n ? n : 1));
+    if (!e)
+        return 0; /* no snapshot this second rather than a failed flush */
+    memcpy(e, w->live.e, sizeof *e * (size_t)n);
+    qsort(e, (size_t)n, sizeof *e, by_stack);
+    double total = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0;) {
+        double objects = 0, bytes = 0;
+        int j = i;
+        for (; j < n && e[j].stack == e[i].stack; j++) {
+            objects += e[j].objects;
+            bytes += e[j].bytes;
+        }
+        total += bytes;
+        int64_t sid = stack_db_id(w, &w->stacks[e[i].stack], now);
+        rc = sid > 0 && cs_db_sample_add(w->db, w->process_id, w->pid, now, 0, NULL, "inuse", sid,
+                                         llround(objects), llround(bytes), NULL) == 0
+                 ? 0
+                 : -1;
+        i = j;
+    }
+    free(e);
+    *live_bytes = llround(total);
+    return rc;
+}
+
+static int unknown_stack(writer *w)
+{
+    if (w->unknown_stack < 0) {
+        uint64_t none[1] = {0};
+        w->unknown_stack = intern_stack(w, none, 0, NULL, 0);
+    }
+    return w->unknown_stack;
+}
+
+/* Every live thread once, with its latest stack (a thread never sampled yet: an empty stack),
+ * as profile "threads". */
+static int write_thread_profile(writer *w, int64_t now)
+{
+    int hw = cs_thread_high_water();
+    for (int i = 0; i < hw; i++) {
+        cs_thread *t = cs_thread_at(i);
+        if (atomic_load(&t->state) != CS_SLOT_LIVE)
+            continue;
+        int32_t tid = atomic_load(&t->tid);
+        tidstack *ws = last_wall_slot(w, tid, 0), *cs = last_wall_slot(w, -tid, 0);
+        tidstack *last = ws && cs ? (ws->seq >= cs->seq ? ws : cs) : ws ? ws : cs;
+        int stack = last ? (int)last->stack : unknown_stack(w);
+        if (stack < 0)
+            continue;
+        char name[64];
+        if (!cs_pythreads_name(tid, name, sizeof name)) {
+            memcpy(name, t->name, sizeof t->name); /* a handler may be rewriting it: cut */
+            name[sizeof t->name - 1] = 0;
+        }
+        int64_t sid = stack_db_id(w, &w->stacks[stack], now);
+        if (sid <= 0 ||
+            cs_db_sample_add(w->db, w->process_id, w->pid, now, tid, name, "threads", sid, 1, 1,
+                             last && last->labels ? w->labels[last->labels] : NULL))
+            return -1;
+    }
+    return 0;
+}
+
 static void flush(writer *w, int final)
 {
     int64_t now = now_s();
@@ -830,6 +960,8 @@ static void flush(writer *w, int final)
         return;
     }
     int inserted = 0, ok = 1;
+    cs_timeline_row tl;
+    cs_procstat_read(&tl);
     if (!w->process_id) {
         const cs_process_strings *ps = cs_shim_process();
         cs_process_info p = {
@@ -854,12 +986,24 @@ static void flush(writer *w, int final)
     for (int i = 0; ok && i < w->naggs; i++) {
         agg *a = &w->aggs[i];
         int64_t sid = stack_db_id(w, &w->stacks[a->stack], now);
-        int cpu = a->kind == CS_KIND_CPU;
+        int cpu = a->kind == CS_KIND_CPU, alloc = a->kind == CS_KIND_ALLOC;
         ok = sid > 0 && cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
-                                         cpu ? "cpu" : "wall", sid, a->count,
-                                         a->count * (cpu ? cpu_period : wall_period),
+                                         alloc ? "alloc"
+                                         : cpu ? "cpu"
+                                               : "wall",
+                                         sid, alloc ? llround(a->objects) : a->count,
+                                         alloc ? llround(a->bytes)
+                                               : a->count * (cpu ? cpu_period : wall_period),
                                          a->labels ? w->labels[a->labels] : NULL) == 0;
     }
+    if (ok)
+        ok = cs_db_snapshot_clear(w->db, w->process_id, now) == 0;
+    if (ok)
+        ok = write_heap_snapshot(w, now, &tl.heap_live_bytes) == 0;
+    if (ok)
+        ok = write_thread_profile(w, now) == 0;
+    if (ok)
+        ok = cs_db_timeline_add(w->db, w->process_id, now, &tl) == 0;
     if (ok)
         ok = cs_db_process_seen(w->db, w->process_id, now) == 0;
     if (ok && final)
@@ -928,6 +1072,8 @@ void cs_writer_dump(cs_writer_emit_fn emit, void *ctx)
         if (a->stack >= (uint32_t)w->nstacks)
             continue;
         stack_ent *st = &w->stacks[a->stack];
+        if (a->kind != CS_KIND_CPU && a->kind != CS_KIND_WALL)
+            continue; /* a crash record carries the cpu and wall window only */
         emit(a->ts, a->tid, a->kind, a->count, a->name, st->ips, st->n, st->py, st->npy,
              a->labels ? w->labels[a->labels] : "", ctx);
     }
@@ -937,6 +1083,7 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     prctl(PR_SET_NAME, "crashscope-db", 0, 0, 0);
+    cs_heap_ignore_thread(); /* SQLite's allocations are ours, not the program's */
     if (!w->sym)
         w->sym = cs_symbolizer_new();
     pthread_mutex_lock(&w->mu);
@@ -986,6 +1133,7 @@ static int spawn(writer *w)
 
 static void init_sync(writer *w)
 {
+    w->unknown_stack = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -38,6 +38,13 @@ static const char *const schema_sql =
     "CREATE INDEX IF NOT EXISTS samples_profile ON samples(profile, ts);"
     "CREATE INDEX IF NOT EXISTS samples_process ON samples(process_id, ts);"
     "CREATE INDEX IF NOT EXISTS samples_stack ON samples(stack_id);"
+    "CREATE TABLE IF NOT EXISTS timeline("
+    " process_id INTEGER NOT NULL, ts INTEGER NOT NULL, rss_kb INTEGER, peak_rss_kb INTEGER,"
+    " cpu_user_ms INTEGER, cpu_system_ms INTEGER, threads INTEGER, fds INTEGER,"
+    " minor_faults INTEGER, major_faults INTEGER, voluntary_cs INTEGER, involuntary_cs INTEGER,"
+    " threads_created INTEGER, threads_exited INTEGER, heap_live_bytes INTEGER,"
+    " PRIMARY KEY(process_id, ts)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS timeline_ts ON timeline(ts);"
     "CREATE TABLE IF NOT EXISTS crashes("
     " id INTEGER PRIMARY KEY, process_id INTEGER NOT NULL, pid INTEGER NOT NULL,"
     " kind TEXT NOT NULL, time_ns INTEGER NOT NULL, signal INTEGER, code INTEGER,"
@@ -99,6 +106,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* The window before a crash is kept with the crash (see cs_db_trim for its bound). */
     [ST_TRIM_SAMPLES] = "DELETE FROM samples WHERE ts < ?"
                         " AND process_id NOT IN (SELECT process_id FROM crashes)",
+    [ST_SNAPSHOT_CLEAR] = "DELETE FROM samples WHERE process_id = ? AND ts = ?"
+                          " AND profile IN ('inuse', 'threads')",
+    [ST_TIMELINE_ADD] = "INSERT OR REPLACE INTO timeline VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_TRIM_TIMELINE] = "DELETE FROM timeline WHERE ts < ?"
+                         " AND process_id NOT IN (SELECT process_id FROM crashes)",
 };
 
 void cs_db_set_error(cs_db *db, const char *what)

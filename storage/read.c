@@ -24,8 +24,16 @@ int cs_db_profile_rows(cs_db *db, const cs_query *q,
         " WHERE profile = ?1 AND (?2 = 0 OR pid = ?2) AND (?3 = 0 OR ts >= ?3)"
         " AND (?4 = 0 OR ts <= ?4) AND (?5 = 0 OR process_id = ?5)"
         " GROUP BY stack_id, pid, tid, thread_name, labels ORDER BY SUM(value) DESC";
+    /* The timeline has a row for every second a process flushed, also when its live set was
+     * empty: its latest second is the snapshot's, even if that second has no rows. */
+    static const char snapshot_sql[] =
+        "SELECT stack_id, pid, tid, thread_name, SUM(count), SUM(value), labels FROM samples"
+        " WHERE profile = ?1 AND (?2 = 0 OR pid = ?2) AND (?5 = 0 OR process_id = ?5)"
+        " AND ts = (SELECT MAX(t.ts) FROM timeline t WHERE t.process_id = samples.process_id"
+        " AND (?3 = 0 OR t.ts >= ?3) AND (?4 = 0 OR t.ts <= ?4))"
+        " GROUP BY stack_id, pid, tid, thread_name, labels ORDER BY SUM(value) DESC";
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->h, q->snapshot ? snapshot_sql : sql, -1, &st, NULL) != SQLITE_OK) {
         cs_db_set_error(db, "query samples");
         return -1;
     }

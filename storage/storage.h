@@ -65,6 +65,9 @@ int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid
                      int64_t value, const char *labels);
 /* Deletes samples older than OLDEST_TS; with GC, also stacks, frames, modules and finished
  * processes nothing can refer to any more (untouched since before GC_BEFORE_S). */
+/* Removes the snapshot rows ("inuse", "threads") of PROCESS_ID at second TS: a second
+ * flushed twice (the final flush) keeps only its last snapshot. */
+int cs_db_snapshot_clear(cs_db *db, int64_t process_id, int64_t ts);
 int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s);
 
 /* --- crashes (storage/crashes.c) ------------------------------------------------------ */
@@ -181,6 +184,26 @@ typedef struct cs_upload_summary {
 /* What became of the uploads of crash CRASH_ID (all pending ones when CRASH_ID is -1). */
 int cs_db_upload_summary(cs_db *db, int64_t crash_id, cs_upload_summary *s);
 
+/* --- the process timeline (storage/timeline.c) ------------------------------------- */
+
+/* One second of a process, as /proc/self said at the writer's flush. Counters are cumulative
+ * since the process started; -1 = unknown. */
+typedef struct cs_timeline_row {
+    int64_t ts;
+    int64_t rss_kb, peak_rss_kb;
+    int64_t cpu_user_ms, cpu_system_ms;
+    int64_t threads, fds;
+    int64_t minor_faults, major_faults;
+    int64_t voluntary_cs, involuntary_cs;
+    int64_t threads_created, threads_exited; /* by crashscope's count, since the start */
+    int64_t heap_live_bytes;                 /* estimated from the allocation samples; -1 off */
+} cs_timeline_row;
+
+int cs_db_timeline_add(cs_db *db, int64_t process_id, int64_t ts, const cs_timeline_row *r);
+/* Rows of PROCESS_ID with FROM <= ts <= UNTIL, oldest first, in *OUT (malloc'd). */
+int cs_db_timeline(cs_db *db, int64_t process_id, int64_t from, int64_t until,
+                   cs_timeline_row **out, int *n);
+
 /* --- the read path (storage/read.c) ------------------------------------------------ */
 
 typedef struct cs_frame_row {
@@ -203,10 +226,13 @@ typedef struct cs_profile_row {
 } cs_profile_row;
 
 typedef struct cs_query {
-    const char *profile;       /* "cpu", "wall" */
+    const char *profile;       /* as stored: "cpu", "wall", "alloc", "inuse", "threads" */
     int pid;                   /* 0: all */
     int64_t process_id;        /* 0: all */
     int64_t from_ts, until_ts; /* inclusive seconds; 0: open */
+    /* 1: a state, not a flow ("inuse", "threads"): per process only the rows of its latest
+     * timeline second in the range, never a sum over seconds */
+    int snapshot;
 } cs_query;
 
 /* Calls CB for every (stack, pid, tid, thread) aggregate matching Q. Returns 0 or -1. */

@@ -213,6 +213,16 @@ int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid
     return done(db, st, "insert sample");
 }
 
+int cs_db_snapshot_clear(cs_db *db, int64_t process_id, int64_t ts)
+{
+    sqlite3_stmt *st = cs_db_stmt(db, ST_SNAPSHOT_CLEAR);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, process_id);
+    sqlite3_bind_int64(st, 2, ts);
+    return done(db, st, "clear snapshot");
+}
+
 int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
 {
     sqlite3_stmt *st = cs_db_stmt(db, ST_TRIM_SAMPLES);
@@ -221,12 +231,20 @@ int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
     sqlite3_bind_int64(st, 1, oldest_ts);
     if (done(db, st, "trim samples") != 0)
         return -1;
+    if (!(st = cs_db_stmt(db, ST_TRIM_TIMELINE)))
+        return -1;
+    sqlite3_bind_int64(st, 1, oldest_ts);
+    if (done(db, st, "trim timeline") != 0)
+        return -1;
     if (!gc)
         return 0;
     sqlite3_stmt *g;
     static const char *const gc_sql[] = {
         /* Crashes beyond the newest CS_KEEP_CRASHES lose their window (not their record). */
         "DELETE FROM samples WHERE process_id IN (SELECT process_id FROM crashes"
+        " ORDER BY id DESC LIMIT -1 OFFSET " CS_KEEP_CRASHES_STR ")"
+        " AND ts < ?1",
+        "DELETE FROM timeline WHERE process_id IN (SELECT process_id FROM crashes"
         " ORDER BY id DESC LIMIT -1 OFFSET " CS_KEEP_CRASHES_STR ")"
         " AND ts < ?1",
         "DELETE FROM stacks WHERE last_seen < ?1 AND id NOT IN (SELECT stack_id FROM samples)"
@@ -242,6 +260,7 @@ int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
         "DELETE FROM upload_cursor WHERE process_id NOT IN (SELECT id FROM processes)",
         "DELETE FROM processes WHERE last_seen < ?1"
         " AND id NOT IN (SELECT DISTINCT process_id FROM samples)"
+        " AND id NOT IN (SELECT DISTINCT process_id FROM timeline)"
         " AND id NOT IN (SELECT process_id FROM crashes)",
     };
     for (size_t i = 0; i < sizeof gc_sql / sizeof gc_sql[0]; i++) {

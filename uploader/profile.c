@@ -59,6 +59,8 @@ typedef struct build_ctx {
     int flavour;
     size_t stacks;
     int failed;
+    const cs_value_type *types;
+    int ntypes;
 } build_ctx;
 
 static int on_row(const cs_profile_row *r, void *arg)
@@ -97,14 +99,10 @@ static int on_row(const cs_profile_row *r, void *arg)
         *eq = 0;
         labels[nl++] = (cs_pprof_label){.key = t, .str = eq + 1};
     }
-    int rc;
-    if (x->flavour == CS_PROFILE_UPLOAD) {
-        int64_t v = r->value;
-        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, &v, labels, (size_t)nl);
-    } else {
-        int64_t values[2] = {r->count, r->value};
-        rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, (size_t)nl);
-    }
+    int64_t values[CS_MAX_VALUE_TYPES];
+    for (int i = 0; i < x->ntypes; i++)
+        values[i] = x->types[i].column == CS_COLUMN_VALUE ? r->value : r->count;
+    int rc = cs_pprof_add_sample(x->pp, pf, (size_t)n, values, labels, (size_t)nl);
     free(pf);
     cs_frames_free(fr, n);
     if (rc != 0) {
@@ -119,15 +117,30 @@ cs_pprof *cs_profile_build(cs_db *db, const cs_query *q, int hz, int64_t from_ns
                            int64_t duration_ns, int flavour, size_t *nstacks)
 {
     int64_t period = 1000000000LL / (hz > 0 ? hz : 100);
-    cs_pprof *pp = cs_pprof_new(q->profile, "nanoseconds", period, from_ns, duration_ns);
+    const cs_value_type both[] = {{"samples", "count", CS_COLUMN_COUNT},
+                                  {q->profile, "nanoseconds", CS_COLUMN_VALUE}};
+    /* what the Pyroscope SDKs send: the time only */
+    const cs_value_type *types = flavour == CS_PROFILE_UPLOAD ? both + 1 : both;
+    return cs_profile_build_types(db, q, q->profile, "nanoseconds", period, from_ns, duration_ns,
+                                  flavour, types, flavour == CS_PROFILE_UPLOAD ? 1 : 2, nstacks);
+}
+
+cs_pprof *cs_profile_build_types(cs_db *db, const cs_query *q, const char *period_type,
+                                 const char *period_unit, int64_t period, int64_t from_ns,
+                                 int64_t duration_ns, int flavour, const cs_value_type *types,
+                                 int ntypes, size_t *nstacks)
+{
+    if (ntypes < 1 || ntypes > CS_MAX_VALUE_TYPES)
+        return NULL;
+    cs_pprof *pp = cs_pprof_new(period_type, period_unit, period, from_ns, duration_ns);
     if (!pp)
         return NULL;
-    if ((flavour == CS_PROFILE_EXPORT && cs_pprof_add_sample_type(pp, "samples", "count") < 0) ||
-        cs_pprof_add_sample_type(pp, q->profile, "nanoseconds") < 0) {
-        cs_pprof_free(pp);
-        return NULL;
-    }
-    build_ctx x = {.db = db, .pp = pp, .flavour = flavour};
+    for (int i = 0; i < ntypes; i++)
+        if (cs_pprof_add_sample_type(pp, types[i].type, types[i].unit) < 0) {
+            cs_pprof_free(pp);
+            return NULL;
+        }
+    build_ctx x = {.db = db, .pp = pp, .flavour = flavour, .types = types, .ntypes = ntypes};
     if (cs_db_profile_rows(db, q, on_row, &x) != 0 || x.failed) {
         cs_pprof_free(pp);
         return NULL;
@@ -135,6 +148,22 @@ cs_pprof *cs_profile_build(cs_db *db, const cs_query *q, int hz, int64_t from_ns
     if (nstacks)
         *nstacks = x.stacks;
     return pp;
+}
+
+static const cs_export_type export_types[] = {
+    {"alloc_objects", "alloc", 0, {"alloc_objects", "count", CS_COLUMN_COUNT}, "space", "bytes"},
+    {"alloc_space", "alloc", 0, {"alloc_space", "bytes", CS_COLUMN_VALUE}, "space", "bytes"},
+    {"inuse_objects", "inuse", 1, {"inuse_objects", "count", CS_COLUMN_COUNT}, "space", "bytes"},
+    {"inuse_space", "inuse", 1, {"inuse_space", "bytes", CS_COLUMN_VALUE}, "space", "bytes"},
+    {"threads", "threads", 1, {"threads", "count", CS_COLUMN_COUNT}, "threads", "count"},
+};
+
+const cs_export_type *cs_export_type_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof export_types / sizeof export_types[0]; i++)
+        if (!strcmp(export_types[i].name, name))
+            return &export_types[i];
+    return NULL;
 }
 
 cs_pprof *cs_profile_crash(cs_db *db, const cs_crash_row *c, const char *signal_name)

@@ -24,6 +24,34 @@ const char *cs_frame_name(const cs_frame_row *f, char *buf, size_t len);
 cs_pprof *cs_profile_build(cs_db *db, const cs_query *q, int hz, int64_t from_ns,
                            int64_t duration_ns, int flavour, size_t *nstacks);
 
+/* Which column of the stored rows a sample type takes. */
+enum { CS_COLUMN_COUNT = 0, CS_COLUMN_VALUE = 1 };
+#define CS_MAX_VALUE_TYPES 4
+
+typedef struct cs_value_type {
+    const char *type, *unit; /* e.g. "alloc_space", "bytes" */
+    int column;              /* CS_COLUMN_* */
+} cs_value_type;
+
+/* The general form: the profile of Q's rows with the sample types TYPES, period PERIOD of
+ * PERIOD_TYPE/PERIOD_UNIT. */
+cs_pprof *cs_profile_build_types(cs_db *db, const cs_query *q, const char *period_type,
+                                 const char *period_unit, int64_t period, int64_t from_ns,
+                                 int64_t duration_ns, int flavour, const cs_value_type *types,
+                                 int ntypes, size_t *nstacks);
+
+/* A type `crashscope export --type` and uploads know: how it is stored and what it holds. */
+typedef struct cs_export_type {
+    const char *name;   /* alloc_objects, ... */
+    const char *stored; /* samples.profile */
+    int snapshot;       /* a state at the end of the range, not a sum over it */
+    cs_value_type value;
+    const char *period_type, *period_unit;
+} cs_export_type;
+
+/* The memory and thread types (cpu and wall go through cs_profile_build); NULL if unknown. */
+const cs_export_type *cs_export_type_find(const char *name);
+
 /* The one-sample profile of a crash: its faulting stack, sample type crashes/count. */
 cs_pprof *cs_profile_crash(cs_db *db, const cs_crash_row *c, const char *signal_name);
 

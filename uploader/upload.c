@@ -78,21 +78,45 @@ static int queue_slices(cs_db *db, const cs_process_meta *m, int64_t process_id,
                         int64_t until, int64_t crash_id, const char *phase,
                         const char *extra_labels)
 {
+    /* Memory goes as Pyroscope's Go SDK sends it: sample types alloc_objects/alloc_space
+     * (what the slice allocated) and inuse_objects/inuse_space (what was live at its end),
+     * which the server files under "memory"; threads as a profile of their own. */
+    static const cs_value_type alloc_types[] = {{"alloc_objects", "count", CS_COLUMN_COUNT},
+                                                {"alloc_space", "bytes", CS_COLUMN_VALUE}};
+    static const cs_value_type inuse_types[] = {{"inuse_objects", "count", CS_COLUMN_COUNT},
+                                                {"inuse_space", "bytes", CS_COLUMN_VALUE}};
+    static const cs_value_type thread_types[] = {{"threads", "count", CS_COLUMN_COUNT}};
     static const struct {
         const char *profile, *name;
-    } kinds[] = {{"cpu", "process_cpu"}, {"wall", "wall"}};
+        const cs_value_type *types; /* NULL: cpu or wall */
+        int ntypes, snapshot;
+        const char *period_type, *period_unit;
+    } kinds[] = {
+        {"cpu", "process_cpu", NULL, 0, 0, NULL, NULL},
+        {"wall", "wall", NULL, 0, 0, NULL, NULL},
+        {"alloc", "memory", alloc_types, 2, 0, "space", "bytes"},
+        {"inuse", "memory", inuse_types, 2, 1, "space", "bytes"},
+        {"threads", "threads", thread_types, 1, 1, "threads", "count"},
+    };
     int queued = 0;
     for (int64_t s = from; s < until; s += CS_SLICE_SECONDS) {
-        for (size_t k = 0; k < 2; k++) {
-            int hz = k == 0 ? m->cpu_hz : m->wall_hz;
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            int hz = k == 1 ? m->wall_hz : m->cpu_hz;
             cs_query q = {.profile = kinds[k].profile,
                           .process_id = process_id,
                           .from_ts = s,
-                          .until_ts = s + CS_SLICE_SECONDS - 1};
+                          .until_ts = s + CS_SLICE_SECONDS - 1,
+                          .snapshot = kinds[k].snapshot};
             size_t stacks = 0;
             cs_pprof *pp =
-                cs_profile_build(db, &q, hz, s * 1000000000LL, CS_SLICE_SECONDS * 1000000000LL,
-                                 CS_PROFILE_UPLOAD, &stacks);
+                kinds[k].types
+                    ? cs_profile_build_types(
+                          db, &q, kinds[k].period_type, kinds[k].period_unit,
+                          !strcmp(kinds[k].period_unit, "bytes") ? CS_DEFAULT_HEAP_SAMPLE_BYTES : 1,
+                          s * 1000000000LL, CS_SLICE_SECONDS * 1000000000LL, CS_PROFILE_UPLOAD,
+                          kinds[k].types, kinds[k].ntypes, &stacks)
+                    : cs_profile_build(db, &q, hz, s * 1000000000LL,
+                                       CS_SLICE_SECONDS * 1000000000LL, CS_PROFILE_UPLOAD, &stacks);
             if (!pp)
                 return -1;
             if (stacks == 0) {
