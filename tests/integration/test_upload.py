@@ -133,6 +133,35 @@ no_secret_in(out + err, "the report")
 check(r.get("/stats")["secret_leaks"] == 0, "the receiver saw no secret leak")
 no_secret_in(r.stop(), "the receiver's log")
 
+# 1b. Memory and threads go too: a program whose heap grows, then crashes.
+threads_p = [g for g in got if g["labels"]["__name__"] == "threads"]
+check(threads_p and all(g["profile"]["sample_types"] == [["threads", "count"]] for g in threads_p),
+      "the thread profile goes as threads/count (%s)" % [g["profile"]["sample_types"] for g in threads_p])
+r = Receiver()
+db = os.path.join(d, "memory.db")
+st, out, err = record([prog("grower"), "rss", "40", "3"], db, timeout=40, **server_env(r.url))
+check(st == 139, "grower dies of SIGSEGV (%r)" % st)
+t0 = time.time()
+mem = []
+while time.time() - t0 < 5 and not SANITIZE:
+    mem = [g for g in r.get("/received") if g["labels"].get("__name__") == "memory"
+           and g["labels"].get("service_name") == "grower"]
+    if len(mem) >= 2:
+        break
+    time.sleep(0.1)
+if SANITIZE:
+    print("skip: memory uploads (AddressSanitizer's malloc comes first)")
+else:
+    types = sorted(tuple(map(tuple, g["profile"]["sample_types"])) for g in mem)
+    check((("alloc_objects", "count"), ("alloc_space", "bytes")) in types and
+          (("inuse_objects", "count"), ("inuse_space", "bytes")) in types,
+          "memory profiles arrive with alloc_objects/alloc_space and inuse_objects/inuse_space (%s)"
+          % types)
+    check(any("grow_cache" in s["stack"] for g in mem for s in g["profile"]["samples"]),
+          "naming grow_cache")
+    check(all(not g["warnings"] for g in mem), "the receiver accepts them without warnings")
+r.stop()
+
 # 2. Server down at the crash, up later: `crashscope upload` delivers everything, once.
 db = os.path.join(d, "down.db")
 dead = "http://127.0.0.1:9"  # discard port: nothing listens
