@@ -18,6 +18,10 @@
  */
 #include "heap.h"
 
+#ifdef CS_NO_ALLOC_INTERPOSER /* sanitizer builds: the sampling path below is never called */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
 #include "ring.h"
 #include "sampler.h"
 #include "shim.h"
@@ -290,10 +294,7 @@ static void before_free(void *p)
 
 /* Under AddressSanitizer its own interceptors are the allocator (and come first): a second
  * interposer would hand blocks between two allocators. Allocation profiling is then off. */
-#ifdef CS_NO_ALLOC_INTERPOSER
-/* the sampling path above is then never called */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#else
+#ifndef CS_NO_ALLOC_INTERPOSER
 
 CS_PUBLIC void *malloc(size_t n)
 {
