@@ -113,6 +113,7 @@ static void resolve(void)
 /* --- the sampling decision --------------------------------------------------------------- */
 
 static _Atomic long mean_interval; /* bytes; 0 = off (until cs_heap_start) */
+static _Atomic int decided;        /* cs_heap_start ran: 0 now means off for good */
 static __thread int64_t until_sample __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 static __thread int busy __attribute__((tls_model("initial-exec")));
@@ -166,10 +167,17 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
+/* The filter bucket of a block: its address bits above malloc's 16-byte alignment. Blocks
+ * near each other share filter cache lines, so a program's frees mostly hit L1 there. */
+static inline uint32_t filter_of(uintptr_t p)
+{
+    return (uint32_t)(p >> 4) & ((1u << FILTER_BITS) - 1);
+}
+
 static uint64_t insert_live(uintptr_t p)
 {
     uint64_t h = mix(p);
-    uint32_t f = (uint32_t)(h >> (64 - FILTER_BITS));
+    uint32_t f = filter_of(p);
     if (atomic_load_explicit(&filter[f], memory_order_relaxed) == 255)
         return 0; /* a bucket this crowded: do not count past the filter's range */
     for (uint32_t i = 0; i < PROBE_MAX; i++) {
@@ -190,12 +198,10 @@ static uint64_t insert_live(uintptr_t p)
 
 /* Free of P: if P is a sampled block, forget it. Probing goes over tombstones and claimed
  * slots to the first empty one or the bound an insert never passes. */
-static void remove_live(uintptr_t p)
+static __attribute__((noinline)) void remove_live(uintptr_t p)
 {
     uint64_t h = mix(p);
-    uint32_t f = (uint32_t)(h >> (64 - FILTER_BITS));
-    if (atomic_load_explicit(&filter[f], memory_order_relaxed) == 0)
-        return;
+    uint32_t f = filter_of(p);
     for (uint32_t i = 0; i < PROBE_MAX; i++) {
         live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
         uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
@@ -264,13 +270,18 @@ static void record(void *p, size_t size, long mean)
     cs_ring_commit(s);
 }
 
-static void after_alloc(void *p, size_t size)
+/* Never again on this thread (sampling off, or one of crashscope's threads). */
+#define NEVER ((int64_t)1 << 62)
+
+static __attribute__((noinline)) void sample_or_not(void *p, size_t size)
 {
     long mean = atomic_load_explicit(&mean_interval, memory_order_relaxed);
-    if (!p || mean <= 0 || busy)
+    if (mean <= 0) {
+        /* Before the constructor decided, ask again next time; after, sampling is off. */
+        until_sample = atomic_load_explicit(&decided, memory_order_relaxed) ? NEVER : 0;
         return;
-    until_sample -= (int64_t)size;
-    if (until_sample > 0)
+    }
+    if (!p || busy)
         return;
     busy = 1;
     int saved = errno;
@@ -284,9 +295,17 @@ static void after_alloc(void *p, size_t size)
     busy = 0;
 }
 
-static void before_free(void *p)
+/* The allocation path: one thread-local subtraction unless a sample is due. */
+static inline void after_alloc(void *p, size_t size)
 {
-    if (p && live)
+    if ((until_sample -= (int64_t)size) <= 0)
+        sample_or_not(p, size);
+}
+
+/* The free path: one byte of the filter unless the block may be a sampled one. */
+static inline void before_free(void *p)
+{
+    if (atomic_load_explicit(&filter[filter_of((uintptr_t)p)], memory_order_relaxed))
         remove_live((uintptr_t)p);
 }
 
@@ -311,7 +330,7 @@ CS_PUBLIC void free(void *p)
     if (!p || is_early(p))
         return;
     before_free(p);
-    if (!real.free)
+    if (__builtin_expect(!real.free, 0))
         resolve();
     if (real.free)
         real.free(p);
@@ -430,20 +449,26 @@ int cs_heap_start(long interval_bytes)
 #ifdef CS_NO_ALLOC_INTERPOSER
     interval_bytes = 0;
 #endif
-    if (interval_bytes <= 0)
+    if (interval_bytes <= 0) {
+        atomic_store(&decided, 1);
         return 0;
+    }
     void *p = mmap(NULL, sizeof(live_slot) * LIVE_SLOTS, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+        atomic_store(&decided, 1);
         return -1;
+    }
     live = p;
     atomic_store(&mean_interval, interval_bytes);
+    atomic_store(&decided, 1);
     return 0;
 }
 
 void cs_heap_ignore_thread(void)
 {
     busy = 1;
+    until_sample = NEVER;
 }
 
 long cs_heap_interval(void)

@@ -204,8 +204,10 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
 {
     (void)envp;
     cs_config_load(&config, 1);
-    if (!config.enabled || is_crashscope_cli())
+    if (!config.enabled || is_crashscope_cli()) {
+        cs_heap_start(0); /* the allocator wrappers stay: make them pass straight through */
         return;
+    }
     derive_app_name(argc, argv);
     /* Before the interpreter reads its environment (in main): small objects then come from
      * malloc, where the allocation sampler sees them. */
@@ -227,8 +229,9 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
         return;
     }
     cs_sampler_start(&config);
-    if (config.heap_sample_bytes > 0 &&
-        (cs_ring_init() != 0 || cs_heap_start(config.heap_sample_bytes) != 0))
+    if (config.heap_sample_bytes <= 0)
+        cs_heap_start(0); /* off: threads stop checking */
+    else if (cs_ring_init() != 0 || cs_heap_start(config.heap_sample_bytes) != 0)
         cs_shim_degrade("cannot map the allocation sampler's tables; no memory profiles");
     cs_thread_register();
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);

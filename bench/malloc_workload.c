@@ -1,0 +1,95 @@
+/*
+ * malloc_workload.c: a fixed amount of allocator traffic from several threads, for the
+ * allocation sampler's overhead (bench/heap.sh).
+ *
+ * Each of THREADS threads keeps a working set of 4096 blocks and replaces one at a time,
+ * chosen by its own xorshift generator, with a block of 16 to 512 bytes (a web server's
+ * small strings and objects), OPS times; one block in 64 is realloc'ed instead and one in 128
+ * is a calloc. Prints the work phase's wall time as "work_wall_s X", the process CPU time over
+ * it as "work_cpu_s X" (recorder threads included), and a checksum so that runs can be seen
+ * to do the same work. Usage: malloc_workload [THREADS=4] [OPS=4000000]
+ * Must never depend on the machine's speed for what it computes.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SET 4096
+
+static long ops_per_thread;
+
+typedef struct worker {
+    pthread_t t;
+    uint64_t seed, sum;
+} worker;
+
+static uint64_t next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    unsigned char **set = calloc(SET, sizeof *set);
+    uint64_t sum = 0;
+    for (long i = 0; i < ops_per_thread; i++) {
+        uint64_t r = next(&w->seed);
+        size_t slot = (size_t)(r % SET), size = 16 + (size_t)((r >> 20) % 497);
+        unsigned char *p;
+        if ((r >> 40) % 64 == 0 && set[slot]) {
+            p = realloc(set[slot], size);
+        } else {
+            free(set[slot]);
+            p = (r >> 48) % 128 == 0 ? calloc(1, size) : malloc(size);
+        }
+        if (!p)
+            abort();
+        p[0] = (unsigned char)r;
+        p[size - 1] = (unsigned char)(r >> 8);
+        sum += p[0];
+        set[slot] = p;
+    }
+    for (size_t i = 0; i < SET; i++)
+        free(set[i]);
+    free(set);
+    w->sum = sum;
+    return NULL;
+}
+
+static double now(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 4;
+    ops_per_thread = argc > 2 ? atol(argv[2]) : 4000000;
+    if (n < 1 || n > 256 || ops_per_thread < 1)
+        return 2;
+    worker *w = calloc((size_t)n, sizeof *w);
+    double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    for (int i = 0; i < n; i++) {
+        w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+        pthread_create(&w[i].t, NULL, work, &w[i]);
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(w[i].t, NULL);
+        sum += w[i].sum;
+    }
+    double t1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+    printf("work_wall_s %.6f\nwork_cpu_s %.6f\nchecksum %llu\n", t1 - t0, c1 - c0,
+           (unsigned long long)sum);
+    free(w);
+    return 0;
+}
