@@ -30,9 +30,11 @@ test-asan: test-deps
 demo: test-deps build
 	@sh scripts/demo.sh $(BUILD)
 
-bench: test-deps build
+bench: build
+	@sh scripts/deps.sh bench
 	@sh bench/run.sh $(BUILD)
 	@sh bench/python.sh $(BUILD)
+	@sh bench/heap.sh $(BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -9,10 +9,13 @@ set -eu
 BUILD_PKGS="gcc make cmake pkg-config libunwind-dev libsqlite3-dev zlib1g-dev libcurl4-openssl-dev libelf-dev libdw-dev"
 # test: go tool pprof, sqlite3 shell, a C++ compiler for the exception test, python apps.
 TEST_PKGS="g++ gdb golang-go sqlite3 python3 python3-flask gunicorn python3-uvicorn wrk"
+# bench: heaptrack, compared side by side with the allocation sampler.
+BENCH_PKGS="heaptrack"
 
 want=$BUILD_PKGS
 case "${1:-build}" in
 test|demo) want="$BUILD_PKGS $TEST_PKGS" ;;
+bench) want="$BUILD_PKGS $TEST_PKGS $BENCH_PKGS" ;;
 esac
 
 missing=""

@@ -1,0 +1,72 @@
+#!/bin/sh
+# heap.sh BUILD_DIR: the allocation sampler's cost on a malloc-heavy program, next to heaptrack.
+#
+# Runs bench/malloc_workload.c (BENCH_HEAP_THREADS threads, default 4; BENCH_HEAP_OPS
+# malloc/free pairs each, default 20000000; blocks of 16-512 bytes) in rounds of: no recorder,
+# `crashscope run` with its defaults (allocation sampling every 512 KiB on average, cpu 100 Hz,
+# wall 97 Hz), `crashscope run` with CRASHSCOPE_HEAP_SAMPLE_BYTES=0 (the rest of the recorder
+# only), and, when installed, heaptrack (which records every allocation; it runs only
+# BENCH_HEAPTRACK_RUNS rounds, default 3, being slow). Prints, for each, the median work
+# throughput (pairs per second of wall time) and the median per-round ratio to the run without
+# the recorder, and the CPU time per pair likewise (all threads of the process). Figures only:
+# no pass or fail on a timing.
+set -eu
+BUILD=${1:-build}
+RUNS=${BENCH_RUNS:-9}
+THREADS=${BENCH_HEAP_THREADS:-4}
+OPS=${BENCH_HEAP_OPS:-20000000}
+HT_RUNS=${BENCH_HEAPTRACK_RUNS:-3}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+cc -O2 -g -pthread -o "$T/mw" bench/malloc_workload.c
+echo "crashscope allocation-sampling benchmark: $RUNS rounds, $THREADS threads x $OPS malloc/free pairs"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq 1 "$RUNS"); do
+	"$T/mw" "$THREADS" "$OPS" >>"$T/base"
+	rm -rf "$T/db"*
+	"$BUILD/crashscope" run --db "$T/db" -- "$T/mw" "$THREADS" "$OPS" >>"$T/rec" 2>/dev/null
+	rm -rf "$T/db"*
+	CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$BUILD/crashscope" run --db "$T/db" -- \
+		"$T/mw" "$THREADS" "$OPS" >>"$T/noheap" 2>/dev/null
+	if [ "$r" -le "$HT_RUNS" ] && command -v heaptrack >/dev/null 2>&1; then
+		(cd "$T" && heaptrack -o "$T/ht" "$T/mw" "$THREADS" "$OPS" >>"$T/ht.out" 2>/dev/null)
+		grep -E '^(work_wall_s|work_cpu_s|checksum)' "$T/ht.out" >>"$T/ht" || true
+		: >"$T/ht.out"
+		rm -f "$T"/ht.*.zst "$T"/ht.*.gz
+	fi
+done
+python3 - "$T" "$THREADS" "$OPS" <<'PY'
+import statistics, sys, os
+t, threads, ops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pairs = threads * ops
+def col(f, key):
+    p = os.path.join(t, f)
+    if not os.path.exists(p):
+        return []
+    return [float(l.split()[1]) for l in open(p) if l.startswith(key)]
+sums = set()
+for f in ("base", "rec", "noheap", "ht"):
+    p = os.path.join(t, f)
+    if os.path.exists(p):
+        sums |= {l for l in open(p) if l.startswith("checksum")}
+assert len(sums) == 1, "runs did different work"
+bw, bc = col("base", "work_wall_s"), col("base", "work_cpu_s")
+print("%-34s %12s %10s %14s %10s" % ("", "Mpairs/s", "vs none", "CPU ns/pair", "vs none"))
+print("%-34s %12.2f %10s %14.1f %10s" % ("no recorder", pairs / statistics.median(bw) / 1e6, "",
+                                          statistics.median(bc) / pairs * 1e9, ""))
+for name, f in (("crashscope (defaults)", "rec"), ("crashscope, allocation sampling off", "noheap"),
+                ("heaptrack", "ht")):
+    w, c = col(f, "work_wall_s"), col(f, "work_cpu_s")
+    if not w:
+        print("%-34s (not run: not installed)" % name)
+        continue
+    rw = sorted(100 * (bw[i] / w[i] - 1) for i in range(len(w)))
+    rc = sorted(100 * (c[i] / bc[i] - 1) for i in range(len(c)))
+    print("%-34s %12.2f %+9.1f%% %14.1f %+9.1f%%   (throughput ratios, middle half %+.1f%%..%+.1f%%)"
+          % (name, pairs / statistics.median(w) / 1e6, statistics.median(rw),
+             statistics.median(c) / pairs * 1e9, statistics.median(rc),
+             rw[len(rw) // 4], rw[(3 * len(rw)) // 4]))
+a = sorted(100 * (bw[i + 1] / bw[i] - 1) for i in range(len(bw) - 1))
+print("noise (each run without the recorder vs the next): median %+.1f%%, middle half %+.1f%%..%+.1f%%"
+      % (statistics.median(a), a[len(a) // 4], a[(3 * len(a)) // 4]))
+PY
