@@ -16,20 +16,22 @@ RUNS=${BENCH_RUNS:-9}
 THREADS=${BENCH_HEAP_THREADS:-4}
 OPS=${BENCH_HEAP_OPS:-20000000}
 HT_RUNS=${BENCH_HEAPTRACK_RUNS:-3}
+# BENCH_HEAP_FILL=1: each block is written whole and read (a program that uses its memory)
+FILL=$([ "${BENCH_HEAP_FILL:-0}" = 1 ] && echo fill || true)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT INT TERM
 cc -O2 -g -pthread -o "$T/mw" bench/malloc_workload.c
-echo "crashscope allocation-sampling benchmark: $RUNS rounds, $THREADS threads x $OPS malloc/free pairs"
+echo "crashscope allocation-sampling benchmark: $RUNS rounds, $THREADS threads x $OPS malloc/free pairs${FILL:+, blocks filled}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
-	"$T/mw" "$THREADS" "$OPS" >>"$T/base"
+	"$T/mw" "$THREADS" "$OPS" $FILL >>"$T/base"
 	rm -rf "$T/db"*
-	"$BUILD/crashscope" run --db "$T/db" -- "$T/mw" "$THREADS" "$OPS" >>"$T/rec" 2>/dev/null
+	"$BUILD/crashscope" run --db "$T/db" -- "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/rec" 2>/dev/null
 	rm -rf "$T/db"*
 	CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$BUILD/crashscope" run --db "$T/db" -- \
-		"$T/mw" "$THREADS" "$OPS" >>"$T/noheap" 2>/dev/null
+		"$T/mw" "$THREADS" "$OPS" $FILL >>"$T/noheap" 2>/dev/null
 	if [ "$r" -le "$HT_RUNS" ] && command -v heaptrack >/dev/null 2>&1; then
-		(cd "$T" && heaptrack -o "$T/ht" "$T/mw" "$THREADS" "$OPS" >>"$T/ht.out" 2>/dev/null)
+		(cd "$T" && heaptrack -o "$T/ht" "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/ht.out" 2>/dev/null)
 		grep -E '^(work_wall_s|work_cpu_s|checksum)' "$T/ht.out" >>"$T/ht" || true
 		: >"$T/ht.out"
 		rm -f "$T"/ht.*.zst "$T"/ht.*.gz

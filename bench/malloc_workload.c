@@ -7,7 +7,10 @@
  * small strings and objects), OPS times; one block in 64 is realloc'ed instead and one in 128
  * is a calloc. Prints the work phase's wall time as "work_wall_s X", the process CPU time over
  * it as "work_cpu_s X" (recorder threads included), and a checksum so that runs can be seen
- * to do the same work. Usage: malloc_workload [THREADS=4] [OPS=4000000]
+ * to do the same work. With "fill", each block is also written whole and read every 64 bytes
+ * (a program that uses what it allocates); without, only its first and last bytes are touched
+ * (the allocator alone: the worst case for an interposer).
+ * Usage: malloc_workload [THREADS=4] [OPS=4000000] [fill]
  * Must never depend on the machine's speed for what it computes.
  */
 #include <pthread.h>
@@ -20,6 +23,7 @@
 #define SET 4096
 
 static long ops_per_thread;
+static int fill;
 
 typedef struct worker {
     pthread_t t;
@@ -51,8 +55,15 @@ static void *work(void *arg)
         }
         if (!p)
             abort();
-        p[0] = (unsigned char)r;
-        p[size - 1] = (unsigned char)(r >> 8);
+        if (fill) {
+            /* what a program does with what it allocates: writes it, reads some of it */
+            memset(p, (int)(r >> 8), size);
+            for (size_t k = 0; k < size; k += 64)
+                sum += p[k];
+        } else {
+            p[0] = (unsigned char)r;
+            p[size - 1] = (unsigned char)(r >> 8);
+        }
         sum += p[0];
         set[slot] = p;
     }
@@ -74,6 +85,7 @@ int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 4;
     ops_per_thread = argc > 2 ? atol(argv[2]) : 4000000;
+    fill = argc > 3 && !strcmp(argv[3], "fill");
     if (n < 1 || n > 256 || ops_per_thread < 1)
         return 2;
     worker *w = calloc((size_t)n, sizeof *w);

@@ -35,45 +35,53 @@ __attribute__((no_sanitize("address", "undefined"))) static void copy_words(uint
         dst[i] = *(const volatile uint8_t *)(uintptr_t)(src + i);
 }
 
-int cs_guard_copy(void *dst, uint64_t src, size_t n)
+void cs_guard_unblock_fault_signals(void)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGSEGV);
+    sigaddset(&s, SIGBUS);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
+
+__attribute__((no_sanitize("address", "undefined"))) static void store32(uint8_t *value,
+                                                                         uint64_t dst, size_t n)
+{
+    (void)n;
+    int32_t v;
+    __builtin_memcpy(&v, value, sizeof v);
+    __atomic_store_n((int32_t *)(uintptr_t)dst, v, __ATOMIC_RELAXED);
+}
+
+/* Runs OP(BUF, ADDR, N) under this thread's recovery point: 0, or -1 if it faulted. */
+static int run_guarded(void (*op)(uint8_t *, uint64_t, size_t), uint8_t *buf, uint64_t addr,
+                       size_t n)
 {
     sigjmp_buf jb;
     sigjmp_buf *outer = recovery;
     if (sigsetjmp(jb, 0) != 0) {
-        /* Left the fatal handler by a jump: the kernel's mask for it is still on. */
-        sigset_t s;
-        sigemptyset(&s);
-        sigaddset(&s, SIGSEGV);
-        sigaddset(&s, SIGBUS);
-        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+        cs_guard_unblock_fault_signals(); /* left the fatal handler by a jump */
         recovery = outer;
         return -1;
     }
     recovery = &jb;
-    copy_words(dst, src, n);
+    op(buf, addr, n);
     recovery = outer;
     return 0;
+}
+
+int cs_guard_copy(void *dst, uint64_t src, size_t n)
+{
+    return run_guarded(copy_words, dst, src, n);
 }
 
 int cs_guard_store32(uint64_t dst, int32_t v)
 {
     if (dst & 3)
         return -1;
-    sigjmp_buf jb;
-    sigjmp_buf *outer = recovery;
-    if (sigsetjmp(jb, 0) != 0) {
-        sigset_t s;
-        sigemptyset(&s);
-        sigaddset(&s, SIGSEGV);
-        sigaddset(&s, SIGBUS);
-        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
-        recovery = outer;
-        return -1;
-    }
-    recovery = &jb;
-    __atomic_store_n((int32_t *)(uintptr_t)dst, v, __ATOMIC_RELAXED);
-    recovery = outer;
-    return 0;
+    uint8_t value[sizeof v];
+    __builtin_memcpy(value, &v, sizeof v);
+    return run_guarded(store32, value, dst, sizeof v);
 }
 
 void cs_guard_recover(int sig)

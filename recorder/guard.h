@@ -19,6 +19,9 @@ int cs_guard_copy(void *dst, uint64_t src, size_t n);
 /* Stores V at address DST (4 bytes, aligned) as a relaxed atomic: 0, or -1 if it faulted. */
 int cs_guard_store32(uint64_t dst, int32_t v);
 
+/* After leaving the fatal-signal handler by a jump: SIGSEGV and SIGBUS are blocked still. */
+void cs_guard_unblock_fault_signals(void);
+
 /* From a SIGSEGV/SIGBUS handler: if the fault came from a cs_guard_copy on this thread, jumps
  * back into it (does not return). Otherwise returns at once. */
 void cs_guard_recover(int sig);

@@ -13,6 +13,7 @@
  */
 #include "unwind.h"
 
+#include "guard.h"
 #include "shim.h"
 
 #define UNW_LOCAL_ONLY
@@ -260,13 +261,8 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
     volatile int n = 0;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0) != 0) {
-        /* A fault while reading the stack. The fatal handler ran with SIGSEGV/SIGBUS
-         * blocked and we left it by longjmp: unblock them again. */
-        sigset_t s;
-        sigemptyset(&s);
-        sigaddset(&s, SIGSEGV);
-        sigaddset(&s, SIGBUS);
-        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+        /* A fault while reading the stack: we left the fatal handler by longjmp. */
+        cs_guard_unblock_fault_signals();
         if (reading_snap) {
             atomic_fetch_sub(&snap_readers[reading_snap - 1], 1);
             reading_snap = 0;
@@ -277,7 +273,13 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
     }
     recover = &jb;
     in_unwind = 1;
-    if (signal_frame && unw.backtrace && fast_granted) {
+    if (!uc) { /* from the caller's own frame (normal context): the fast path from here */
+        void *buf[CS_FAST_MAX];
+        int m = unw.backtrace(buf, max < CS_FAST_MAX ? max : CS_FAST_MAX);
+        for (int i = 0; i < m; i++)
+            ips[i] = (uint64_t)(uintptr_t)buf[i];
+        n = m;
+    } else if (signal_frame && unw.backtrace && fast_granted) {
         int m = fast_unwind(uc, ips, max);
         if (m > 0) {
             recover = NULL;
@@ -285,8 +287,8 @@ static int do_unwind(ucontext_t *uc, uint64_t *ips, int max, int signal_frame)
             return m;
         }
     }
-    if (unw.init_local2(&cursor, (unw_context_t *)uc, signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) ==
-        0) {
+    if (uc && unw.init_local2(&cursor, (unw_context_t *)uc,
+                              signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) == 0) {
         do {
             unw_word_t ip;
             if (unw.get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0)
@@ -323,31 +325,7 @@ int cs_unwind_here(uint64_t *ips, int max)
         ucontext_t uc;
         return getcontext(&uc) == 0 ? do_unwind(&uc, ips, max, 0) : 0;
     }
-    void *buf[CS_FAST_MAX];
-    volatile int n = 0;
-    sigjmp_buf jb;
-    if (sigsetjmp(jb, 0) != 0) {
-        sigset_t s;
-        sigemptyset(&s);
-        sigaddset(&s, SIGSEGV);
-        sigaddset(&s, SIGBUS);
-        pthread_sigmask(SIG_UNBLOCK, &s, NULL);
-        if (reading_snap) {
-            atomic_fetch_sub(&snap_readers[reading_snap - 1], 1);
-            reading_snap = 0;
-        }
-        recover = NULL;
-        in_unwind = 0;
-        return 0;
-    }
-    recover = &jb;
-    in_unwind = 1;
-    n = unw.backtrace(buf, max < CS_FAST_MAX ? max : CS_FAST_MAX);
-    recover = NULL;
-    in_unwind = 0;
-    for (int i = 0; i < n; i++)
-        ips[i] = (uint64_t)(uintptr_t)buf[i];
-    return n;
+    return do_unwind(NULL, ips, max, 0);
 }
 
 void cs_unwind_warm_thread(void)

@@ -15,6 +15,8 @@
 #include "guard.c"
 #include "python.c"
 
+#include "catch_faults.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -45,26 +47,6 @@ static void on_probe_signal(int sig, siginfo_t *si, void *uc)
         cs_python_remember(&cap.frames[i]);
     atomic_store(&cap_done, 1);
     errno = e;
-}
-
-/* What the recorder's fatal-signal handler does first: a fault inside a guarded read goes back
- * to the reader; any other is a real crash. */
-static void on_fault(int sig)
-{
-    cs_guard_recover(sig);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void catch_faults(void)
-{
-    struct sigaction fa;
-    memset(&fa, 0, sizeof fa);
-    fa.sa_handler = on_fault;
-    fa.sa_flags = SA_NODEFER;
-    sigemptyset(&fa.sa_mask);
-    sigaction(SIGSEGV, &fa, NULL);
-    sigaction(SIGBUS, &fa, NULL);
 }
 
 __attribute__((constructor)) static void probe_start(void)

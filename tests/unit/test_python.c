@@ -21,6 +21,8 @@
 #include "guard.c"
 #include "python.c"
 
+#include "catch_faults.h"
+
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -861,26 +863,6 @@ static int embed(const char *lib)
     CHECK(embed_gil == 1, "embedded: holds the GIL: %d", embed_gil);
     printf("test_python: embedded 0x%08x via RTLD_LOCAL: OK\n", cs_python_version());
     return 0;
-}
-
-/* What the recorder's fatal-signal handler does first: a fault inside a guarded read goes back
- * to the reader; any other is a real crash. */
-static void on_fault(int sig)
-{
-    cs_guard_recover(sig);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void catch_faults(void)
-{
-    struct sigaction fa;
-    memset(&fa, 0, sizeof fa);
-    fa.sa_handler = on_fault;
-    fa.sa_flags = SA_NODEFER;
-    sigemptyset(&fa.sa_mask);
-    sigaction(SIGSEGV, &fa, NULL);
-    sigaction(SIGBUS, &fa, NULL);
 }
 
 int main(int argc, char **argv)
