@@ -257,10 +257,17 @@ static void record(void *p, size_t size, long mean)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    s->tid = cs_gettid();
+    /* the thread table has both, without a system call each */
+    cs_thread *t = cs_thread_self();
+    s->tid = t ? atomic_load_explicit(&t->tid, memory_order_relaxed) : cs_gettid();
     s->kind = CS_KIND_ALLOC;
     s->count = 1;
-    prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
+    if (t) {
+        memcpy(s->thread_name, t->name, sizeof s->thread_name);
+        s->thread_name[sizeof s->thread_name - 1] = 0;
+    } else {
+        prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
+    }
     s->alloc_addr = (uint64_t)(uintptr_t)p;
     s->alloc_serial = serial;
     s->alloc_objects = objects;
@@ -324,8 +331,11 @@ CS_PUBLIC void *malloc(size_t n)
         if (!real.malloc)
             return early_alloc(n, 16);
     }
+    /* The countdown first: when no sample is due, the real malloc is a tail call. */
+    if ((until_sample -= (int64_t)n) > 0)
+        return real.malloc(n);
     void *p = real.malloc(n);
-    after_alloc(p, n);
+    sample_or_not(p, n);
     return p;
 }
 
