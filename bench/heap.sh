@@ -72,3 +72,34 @@ a = sorted(100 * (bw[i + 1] / bw[i] - 1) for i in range(len(bw) - 1))
 print("noise (each run without the recorder vs the next): median %+.1f%%, middle half %+.1f%%..%+.1f%%"
       % (statistics.median(a), a[len(a) // 4], a[(3 * len(a)) // 4]))
 PY
+
+# Part 2: one malloc + free, single-threaded, steady state (bench/malloc_pairs.c): what the
+# interposer costs per call, without the noise of glibc's arenas under four threads. The
+# recorder's cpu and wall sampling are off here, so only the allocation path is measured.
+cc -O2 -o "$T/mp" bench/malloc_pairs.c
+PAIRS=${BENCH_PAIRS:-50000000}
+: >"$T/p_base"
+: >"$T/p_pass"
+: >"$T/p_on"
+for r in $(seq 1 "$RUNS"); do
+	"$T/mp" "$PAIRS" >>"$T/p_base"
+	CRASHSCOPE_DB="$T/pdb" CRASHSCOPE_CPU_HZ=0 CRASHSCOPE_WALL_HZ=0 CRASHSCOPE_HEAP_SAMPLE_BYTES=0 \
+		LD_PRELOAD="$BUILD/libcrashscope.so" "$T/mp" "$PAIRS" >>"$T/p_pass"
+	rm -rf "$T/pdb"*
+	CRASHSCOPE_DB="$T/pdb" CRASHSCOPE_CPU_HZ=0 CRASHSCOPE_WALL_HZ=0 \
+		LD_PRELOAD="$BUILD/libcrashscope.so" "$T/mp" "$PAIRS" >>"$T/p_on"
+	rm -rf "$T/pdb"*
+done
+python3 - "$T" "$PAIRS" <<'PY'
+import statistics, sys
+t = sys.argv[1]
+def v(f):
+    return [float(l.split()[1]) for l in open(t + "/" + f) if l.startswith("ns_per_pair")]
+b, p, o = v("p_base"), v("p_pass"), v("p_on")
+print("one malloc+free of 256 bytes, %s pairs, single thread, median of %d:" % (sys.argv[2], len(b)))
+print("  no recorder                        %6.2f ns" % statistics.median(b))
+for name, x in (("interposer only (sampling off)", p), ("sampling every 512 KiB (default)", o)):
+    d = sorted(x[i] - b[i] for i in range(len(x)))
+    print("  %-34s %6.2f ns  (+%.2f ns per pair, middle half %+.2f..%+.2f)"
+          % (name, statistics.median(x), statistics.median(d), d[len(d) // 4], d[(3 * len(d)) // 4]))
+PY
