@@ -162,7 +162,7 @@ static uint64_t mix(uint64_t x)
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
-    x *= 0xc4ceb3fe1a85ec53ull;
+    x *= 0xc4ceb9fe1a85ec53ull;
     x ^= x >> 33;
     return x;
 }
