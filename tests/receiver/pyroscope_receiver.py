@@ -1442,10 +1442,15 @@ def main(argv=None):
     def stop(why):
         if not state.shutdown.is_set():
             state.shutdown.set()
-            sys.stderr.write("receiver: stopping: %s\n" % why)
-            sys.stderr.flush()
             # shutdown() waits for serve_forever, so never call it from the serving thread.
+            # Started before saying why: with its parent gone, stderr is a broken pipe, and a
+            # write that raises must not keep the deadline from stopping the server.
             threading.Thread(target=server.shutdown, daemon=True).start()
+            try:
+                sys.stderr.write("receiver: stopping: %s\n" % why)
+                sys.stderr.flush()
+            except OSError:
+                pass
 
     deadline = threading.Timer(cfg.max_seconds, stop, args=("--max-seconds reached",))
     deadline.daemon = True

@@ -671,6 +671,25 @@ def t_max_seconds():
         r.stop()
 
 
+def t_max_seconds_orphaned():
+    # A test that dies leaves the receiver with broken pipes for stdout and stderr: its deadline
+    # must stop it all the same (it once raised on writing why, and ran for ever).
+    p = subprocess.Popen([PY, RECEIVER, "--max-seconds", "1.5", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdout.readline()
+        p.stdout.close()
+        p.stderr.close()
+        p.wait(10)
+        check(True, "--max-seconds: exits by itself with its parent's pipes closed")
+    except subprocess.TimeoutExpired:
+        check(False, "--max-seconds: exits by itself with its parent's pipes closed")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def t_go_pprof(dump_dir):
     go = shutil.which("go")
     if not check(go is not None, "go is installed (golang-go) for the pprof check"):
@@ -725,6 +744,7 @@ def main():
         run("cli failure", t_cli_failure)
         run("limits", t_limits)
         run("max seconds", t_max_seconds)
+        run("max seconds, orphaned", t_max_seconds_orphaned)
         run("go pprof", t_go_pprof, dump_dir)
         for r in receivers:
             rest = r.stop()
