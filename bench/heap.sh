@@ -23,20 +23,35 @@ trap 'rm -rf "$T"' EXIT INT TERM
 cc -O2 -g -pthread -o "$T/mw" bench/malloc_workload.c
 echo "crashscope allocation-sampling benchmark: $RUNS rounds, $THREADS threads x $OPS malloc/free pairs${FILL:+, blocks filled}"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-for r in $(seq 1 "$RUNS"); do
-	"$T/mw" "$THREADS" "$OPS" $FILL >>"$T/base"
+run_base() { "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/base"; }
+run_rec() {
 	rm -rf "$T/db"*
 	"$BUILD/crashscope" run --db "$T/db" -- "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/rec" 2>/dev/null
+}
+run_noheap() {
 	rm -rf "$T/db"*
 	CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$BUILD/crashscope" run --db "$T/db" -- \
 		"$T/mw" "$THREADS" "$OPS" $FILL >>"$T/noheap" 2>/dev/null
-	if [ "$r" -le "$HT_RUNS" ] && command -v heaptrack >/dev/null 2>&1; then
+}
+# The order rotates every round, so that none of the three always follows the same one.
+for r in $(seq 1 "$RUNS"); do
+	case $((r % 3)) in
+	0) run_base; run_rec; run_noheap ;;
+	1) run_rec; run_noheap; run_base ;;
+	2) run_noheap; run_base; run_rec ;;
+	esac
+done
+# heaptrack last and apart: its trace is still being compressed after the program ends, and
+# would slow whatever ran next.
+if command -v heaptrack >/dev/null 2>&1; then
+	for r in $(seq 1 "$HT_RUNS"); do
 		(cd "$T" && heaptrack -o "$T/ht" "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/ht.out" 2>/dev/null)
 		grep -E '^(work_wall_s|work_cpu_s|checksum)' "$T/ht.out" >>"$T/ht" || true
 		: >"$T/ht.out"
 		rm -f "$T"/ht.*.zst "$T"/ht.*.gz
-	fi
-done
+		sleep 2
+	done
+fi
 python3 - "$T" "$THREADS" "$OPS" <<'PY'
 import statistics, sys, os
 t, threads, ops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
