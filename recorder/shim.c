@@ -189,8 +189,12 @@ static void on_fork_child(void)
     cs_pythreads_after_fork_child();
     cs_heap_after_fork_child();
     cs_unwind_after_fork_child();
-    cs_writer_fork_child();
     cs_sampler_after_fork_child();
+    /* Last: the new writer thread drains the ring at once if it likes, so the ring (reset
+     * above) must be the child's before it exists. The other order lost a worker's whole
+     * recording now and then on a loaded machine (the writer drained the parent's ring while
+     * this thread replaced it). */
+    cs_writer_fork_child();
 }
 
 /* The crashscope CLI marks itself so that it never records itself (it runs as the

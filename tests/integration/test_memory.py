@@ -99,6 +99,24 @@ else:
     check(abs(live - want) < 0.15 * want,
           "a 4 KiB interval estimates 10 MiB live as %.1f MiB" % (live / (1 << 20)))
 
+    # A fork child starts with an empty live set: what it inherited and frees is no false
+    # leak of its own, and its parent's live set is untouched.
+    dbf = os.path.join(d, "fork.db")
+    st, out, err = record([prog("leaky"), "fork"], dbf, timeout=60,
+                          CRASHSCOPE_HEAP_SAMPLE_BYTES="65536")
+    pids = dict(l.split() for l in out.splitlines() if l.split()[0] in ("parent", "child"))
+    check(st == 0 and len(pids) == 2, "leaky fork: parent and child run and exit 0 (%r)" % out)
+    if len(pids) == 2:
+        mib = 1 << 20
+        live, _ = share(folded(dbf, "inuse_space", "--pid", pids["parent"]), "leaky_path")
+        check(abs(live - 100 * mib) < 15 * mib,
+              "the parent's live heap: its 100 MiB (%.1f MiB)" % (live / mib))
+        rows = folded(dbf, "inuse_space", "--pid", pids["child"])
+        own, total = share(rows, "child_path")
+        check(abs(own - 50 * mib) < 7.5 * mib and total - own < 5 * mib,
+              "the child's: its own 50 MiB (%.1f MiB), nothing of what it freed (%.1f MiB else)"
+              % (own / mib, (total - own) / mib))
+
 # --- the timeline before a crash --------------------------------------------------------------
 db = os.path.join(d, "grow.db")
 st, out, err = record([prog("grower"), "rss", "40", "5"], db, timeout=60)
