@@ -22,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #endif
 
+#include "hash.h"
 #include "ring.h"
 #include "sampler.h"
 #include "shim.h"
@@ -157,16 +158,6 @@ static _Atomic uint8_t filter[1u << FILTER_BITS];
 static _Atomic uint64_t next_serial = 1;
 static _Atomic uint64_t table_full;
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* The filter bucket of a block: its page. A heap is mostly contiguous, so the pages a
  * program frees into map to a few contiguous filter bytes that stay in L1 (blocks hashed one
  * by one spread over all 64 KiB and missed it on most frees: +4 ns per free). The price: a
@@ -178,7 +169,7 @@ static inline uint32_t filter_of(uintptr_t p)
 
 static uint64_t insert_live(uintptr_t p)
 {
-    uint64_t h = mix(p);
+    uint64_t h = cs_mix64(p);
     uint32_t f = filter_of(p);
     if (atomic_load_explicit(&filter[f], memory_order_relaxed) == 255)
         return 0; /* a bucket this crowded: do not count past the filter's range */
@@ -202,7 +193,7 @@ static uint64_t insert_live(uintptr_t p)
  * slots to the first empty one or the bound an insert never passes. */
 static __attribute__((noinline)) void remove_live(uintptr_t p)
 {
-    uint64_t h = mix(p);
+    uint64_t h = cs_mix64(p);
     uint32_t f = filter_of(p);
     for (uint32_t i = 0; i < PROBE_MAX; i++) {
         live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
@@ -221,7 +212,7 @@ int cs_heap_is_live(uint64_t addr, uint64_t serial)
 {
     if (!live)
         return 0;
-    uint64_t h = mix(addr);
+    uint64_t h = cs_mix64(addr);
     for (uint32_t i = 0; i < PROBE_MAX; i++) {
         live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
         uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);

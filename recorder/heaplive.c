@@ -10,18 +10,11 @@
  */
 #include "heaplive.h"
 
+#include "hash.h"
 #include "heap.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x9e3779b97f4a7c15ull;
-    x ^= x >> 29;
-    return x;
-}
 
 static int rebuild_index(cs_heaplive *h, int cap)
 {
@@ -29,7 +22,7 @@ static int rebuild_index(cs_heaplive *h, int cap)
     if (!idx)
         return -1;
     for (int i = 0; i < h->n; i++) {
-        size_t p = mix(h->e[i].addr) & (size_t)(cap - 1);
+        size_t p = cs_mix64(h->e[i].addr) & (size_t)(cap - 1);
         while (idx[p])
             p = (p + 1) & (size_t)(cap - 1);
         idx[p] = (uint32_t)i + 1;
@@ -45,7 +38,7 @@ int cs_heaplive_add(cs_heaplive *h, uint64_t addr, uint64_t serial, uint32_t sta
 {
     /* The address freed and handed out again: the old entry is dead, the new one replaces it. */
     if (h->index_cap) {
-        size_t p = mix(addr) & (size_t)(h->index_cap - 1);
+        size_t p = cs_mix64(addr) & (size_t)(h->index_cap - 1);
         for (uint32_t k; (k = h->index[p]); p = (p + 1) & (size_t)(h->index_cap - 1)) {
             cs_heaplive_entry *e = &h->e[k - 1];
             if (e->addr == addr) {
@@ -66,7 +59,7 @@ int cs_heaplive_add(cs_heaplive *h, uint64_t addr, uint64_t serial, uint32_t sta
         rebuild_index(h, h->index_cap ? h->index_cap * 2 : 2048) != 0)
         return -1;
     h->e[h->n] = (cs_heaplive_entry){addr, serial, objects, bytes, stack};
-    size_t p = mix(addr) & (size_t)(h->index_cap - 1);
+    size_t p = cs_mix64(addr) & (size_t)(h->index_cap - 1);
     while (h->index[p])
         p = (p + 1) & (size_t)(h->index_cap - 1);
     h->index[p] = (uint32_t)h->n + 1;

@@ -19,6 +19,7 @@
 #include "python.h"
 
 #include "guard.h"
+#include "hash.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -1063,12 +1064,7 @@ static uint64_t key_hash(const cs_pyframe *f)
 {
     uint64_t h = f->code ^ (f->name_ptr * 0x9e3779b97f4a7c15ull) ^
                  (f->file_ptr * 0xc2b2ae3d27d4eb4full) ^ ((uint64_t)(uint32_t)f->firstline << 32);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h | 1;
+    return cs_mix64(h) | 1;
 }
 
 static int key_eq(const name_slot *s, const cs_pyframe *f)

@@ -13,6 +13,7 @@
 #include "writer.h"
 
 #include "../storage/storage.h"
+#include "hash.h"
 #include "heap.h"
 #include "heaplive.h"
 #include "merge.h"
@@ -179,24 +180,16 @@ static int64_t realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
-
 /* --- the stack table ------------------------------------------------------------------- */
 
 static uint64_t hash_ips(const uint64_t *ips, int n, const cs_pyframe *py, int npy)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n ^ ((uint64_t)npy << 32);
     for (int i = 0; i < n; i++)
-        h = mix(h ^ ips[i]) + 0x9e3779b97f4a7c15ull;
+        h = cs_mix64(h ^ ips[i]) + 0x9e3779b97f4a7c15ull;
     for (int i = 0; i < npy; i++)
-        h = mix(h ^ py[i].code ^ ((uint64_t)(uint32_t)py[i].line << 40) ^ py[i].name_ptr ^
-                (py[i].file_ptr << 1) ^ py[i].flags) +
+        h = cs_mix64(h ^ py[i].code ^ ((uint64_t)(uint32_t)py[i].line << 40) ^ py[i].name_ptr ^
+                     (py[i].file_ptr << 1) ^ py[i].flags) +
             0x9e3779b97f4a7c15ull;
     return h ? h : 1;
 }
@@ -361,8 +354,8 @@ static uint32_t intern_labels(writer *w, const char *tags, int gil)
 
 static uint64_t agg_hash(int64_t ts, int32_t tid, uint8_t kind, uint32_t stack, uint32_t labels)
 {
-    return mix((uint64_t)ts * 31 + (uint64_t)(uint32_t)tid * 1000003ull + kind * 7919ull +
-               (uint64_t)stack * 0x9e3779b97f4a7c15ull + (uint64_t)labels * 0x85ebca6bull);
+    return cs_mix64((uint64_t)ts * 31 + (uint64_t)(uint32_t)tid * 1000003ull + kind * 7919ull +
+                    (uint64_t)stack * 0x9e3779b97f4a7c15ull + (uint64_t)labels * 0x85ebca6bull);
 }
 
 static int grow_agg_index(writer *w)
@@ -448,7 +441,7 @@ static tidstack *last_wall_slot(writer *w, int32_t tid, int create)
         for (int i = 0; i < w->lw_cap; i++) {
             if (!w->last_wall[i].tid)
                 continue;
-            size_t p = mix((uint64_t)w->last_wall[i].tid) & (size_t)(cap - 1);
+            size_t p = cs_mix64((uint64_t)w->last_wall[i].tid) & (size_t)(cap - 1);
             while (n[p].tid)
                 p = (p + 1) & (size_t)(cap - 1);
             n[p] = w->last_wall[i];
@@ -459,7 +452,7 @@ static tidstack *last_wall_slot(writer *w, int32_t tid, int create)
     }
     if (!w->lw_cap)
         return NULL;
-    size_t p = mix((uint64_t)tid) & (size_t)(w->lw_cap - 1);
+    size_t p = cs_mix64((uint64_t)tid) & (size_t)(w->lw_cap - 1);
     for (; w->last_wall[p].tid; p = (p + 1) & (size_t)(w->lw_cap - 1))
         if (w->last_wall[p].tid == tid)
             return &w->last_wall[p];
@@ -555,7 +548,7 @@ static int ipf_lookup(writer *w, uint64_t key, int64_t *id, int *eval)
 {
     if (!w->ipf_cap)
         return 0;
-    size_t p = mix(key) & (size_t)(w->ipf_cap - 1);
+    size_t p = cs_mix64(key) & (size_t)(w->ipf_cap - 1);
     for (; w->ipf[p].key; p = (p + 1) & (size_t)(w->ipf_cap - 1))
         if (w->ipf[p].key == key) {
             *id = w->ipf[p].frame_id;
@@ -585,7 +578,7 @@ static void ipf_store(writer *w, uint64_t key, int64_t id, int eval)
             for (int i = 0; i < w->ipf_cap; i++) {
                 if (!w->ipf[i].key)
                     continue;
-                size_t p = mix(w->ipf[i].key) & (size_t)(cap - 1);
+                size_t p = cs_mix64(w->ipf[i].key) & (size_t)(cap - 1);
                 while (n[p].key)
                     p = (p + 1) & (size_t)(cap - 1);
                 n[p] = w->ipf[i];
@@ -595,7 +588,7 @@ static void ipf_store(writer *w, uint64_t key, int64_t id, int eval)
             w->ipf_cap = cap;
         }
     }
-    size_t p = mix(key) & (size_t)(w->ipf_cap - 1);
+    size_t p = cs_mix64(key) & (size_t)(w->ipf_cap - 1);
     while (w->ipf[p].key && w->ipf[p].key != key)
         p = (p + 1) & (size_t)(w->ipf_cap - 1);
     if (!w->ipf[p].key)
@@ -648,8 +641,8 @@ static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now
 
 static uint64_t pyf_hash(const cs_pyframe *f)
 {
-    return mix(f->code ^ mix(f->name_ptr ^ (f->file_ptr << 7)) ^
-               ((uint64_t)(uint32_t)f->line << 32) ^ (uint32_t)f->firstline);
+    return cs_mix64(f->code ^ cs_mix64(f->name_ptr ^ (f->file_ptr << 7)) ^
+                    ((uint64_t)(uint32_t)f->line << 32) ^ (uint32_t)f->firstline);
 }
 
 static int pyf_same(const cs_pyframe *a, const cs_pyframe *b)

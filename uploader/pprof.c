@@ -10,6 +10,8 @@
  */
 #include "pprof.h"
 
+#include "../recorder/hash.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -224,16 +226,6 @@ static int reserve(const cs_pprof_alloc *a, void *arrp, size_t *cap, size_t need
 
 /* ---- hashing --------------------------------------------------------------------------- */
 
-static uint64_t fmix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* Hashes len bytes and, in the same pass, ORs them together so the caller learns whether
  * the string is pure ASCII (and so valid UTF-8) without a separate byte-by-byte scan. */
 static uint32_t hash_bytes(const char *s, size_t len, int *ascii)
@@ -264,12 +256,12 @@ static uint32_t hash_bytes(const char *s, size_t len, int *ascii)
     bits |= v;
     h ^= v * 0x87c37b91114253d5ULL;
     *ascii = (bits & 0x8080808080808080ULL) == 0;
-    return (uint32_t)fmix64(h);
+    return (uint32_t)cs_mix64(h);
 }
 
 static uint32_t hash_words(uint64_t a, uint64_t b, uint64_t c)
 {
-    return (uint32_t)fmix64(fmix64(fmix64(a) ^ b) ^ c);
+    return (uint32_t)cs_mix64(cs_mix64(cs_mix64(a) ^ b) ^ c);
 }
 
 /* Makes room for one more entry. Called before probing so the slot pointer that the probe
@@ -553,7 +545,7 @@ static fcache_ent *fcache_slot(const cs_pprof *p, const cs_pprof_frame *f)
 {
     uint64_t h = (uintptr_t)f->function ^ ((uint64_t)(uintptr_t)f->file << 17) ^
                  ((uint64_t)(uintptr_t)f->module << 31) ^ ((uint64_t)(uintptr_t)f->build_id << 47);
-    h = fmix64(h ^ fmix64(f->address ^ ((uint64_t)f->line * 0x9e3779b97f4a7c15ULL)));
+    h = cs_mix64(h ^ cs_mix64(f->address ^ ((uint64_t)f->line * 0x9e3779b97f4a7c15ULL)));
     return &p->fcache[h & (FCACHE_SIZE - 1)];
 }
 
