@@ -108,17 +108,3 @@ void cs_heaplive_remap(cs_heaplive *h, const int32_t *new_stack)
         }
     }
 }
-
-void cs_heaplive_clear(cs_heaplive *h)
-{
-    h->n = 0;
-    if (h->index)
-        memset(h->index, 0, sizeof *h->index * (size_t)h->index_cap);
-}
-
-void cs_heaplive_free(cs_heaplive *h)
-{
-    free(h->e);
-    free(h->index);
-    memset(h, 0, sizeof *h);
-}

@@ -27,7 +27,5 @@ void cs_heaplive_sweep(cs_heaplive *h);
 /* After the writer renumbered its stacks: NEW_STACK[old] is the new number, or -1 if the
  * stack is gone (its entries go too). */
 void cs_heaplive_remap(cs_heaplive *h, const int32_t *new_stack);
-void cs_heaplive_clear(cs_heaplive *h);
-void cs_heaplive_free(cs_heaplive *h);
 
 #endif

@@ -141,6 +141,7 @@ typedef struct writer {
     unsigned flushes;
     uint64_t dropped_aggs;
     int said_busy;
+    int said_heap_full; /* the allocation sampler's table overflowed: said once */
 } writer;
 
 static writer *W;
@@ -843,6 +844,12 @@ static int write_heap_snapshot(writer *w, int64_t now, int64_t *live_bytes)
     if (cs_heap_interval() <= 0)
         return 0;
     cs_heaplive_sweep(&w->live);
+    if (!w->said_heap_full && cs_heap_dropped() > 0) {
+        cs_warn("more sampled allocations are live than the sampler can track; some are not "
+                "recorded, so the live heap is underestimated from now on "
+                "(CRASHSCOPE_HEAP_SAMPLE_BYTES larger helps)");
+        w->said_heap_full = 1;
+    }
     int n = w->live.n;
     cs_heaplive_entry *e = malloc(sizeof *e * (size_t)(n ? n : 1));
     if (!e)
