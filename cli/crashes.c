@@ -216,7 +216,9 @@ int cs_cmd_inspect(int argc, char **argv)
     cs_db *db = open_for_reading(opt_db);
     if (!db)
         return 1;
-    int rc = cs_report_print(db, id, (int)seconds, json, stdout);
+    cs_config c; /* the path again, for the commands the report suggests */
+    cs_config_load(&c, 0);
+    int rc = cs_report_print(db, cs_cli_db_path(opt_db, &c), id, (int)seconds, json, stdout);
     if (rc == 1)
         cs_cli_error(id ? "no crash %ld in this database (see crashscope crashes)"
                         : "no crashes recorded in this database%.0ld",

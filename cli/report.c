@@ -211,7 +211,20 @@ static void json_registers(FILE *out, const char *regs)
 }
 
 /* The process timeline before the crash: one line per second, counters as differences. */
-static void text_timeline(FILE *out, const cs_timeline_row *t, int n)
+/* A difference of counter F between rows R and P, right-aligned in WIDTH: "-" on the first
+ * row (no second before it in the window) or when either side is unknown. */
+static const char *delta(char *buf, size_t len, int width, int64_t r, int64_t p, int have_p)
+{
+    if (!have_p || r < 0 || p < 0)
+        snprintf(buf, len, "%*s", width, "-");
+    else
+        snprintf(buf, len, "%*" PRId64, width, r - p);
+    return buf;
+}
+
+/* The process timeline before the crash: one line per second, counters as differences; then,
+ * when allocations were sampled, the command that shows where the live heap came from. */
+static void text_timeline(FILE *out, const cs_timeline_row *t, int n, const char *db_path, int pid)
 {
     fputs("\nthe process, second by second (cpu: user+system ms in that second; faults and\n"
           "context switches in that second; heap: live bytes estimated from allocation samples):\n"
@@ -219,9 +232,8 @@ static void text_timeline(FILE *out, const cs_timeline_row *t, int n)
           "  vol-cs invol-cs  heap MiB\n",
           out);
     for (int i = 0; i < n; i++) {
-        const cs_timeline_row *r = &t[i], *p = i ? &t[i - 1] : NULL;
-#define DELTA(f) (p && r->f >= 0 && p->f >= 0 ? r->f - p->f : 0)
-        char when[40], heap[24];
+        const cs_timeline_row *r = &t[i], *p = i ? &t[i - 1] : r;
+        char when[40], heap[24], d[7][24];
         cs_format_time(r->ts * 1000000000LL, when, sizeof when, 0);
         char hms[9];
         snprintf(hms, sizeof hms, "%.8s", strlen(when) > 11 ? when + 11 : when);
@@ -229,15 +241,28 @@ static void text_timeline(FILE *out, const cs_timeline_row *t, int n)
             snprintf(heap, sizeof heap, "%9.1f", (double)r->heap_live_bytes / 1048576.0);
         else
             snprintf(heap, sizeof heap, "%9s", "-");
-        fprintf(out,
-                "  %s %9.1f %9.1f %7" PRId64 " %8" PRId64 " %5" PRId64 " %5" PRId64 " %5" PRId64
-                " %7" PRId64 " %6" PRId64 " %7" PRId64 " %8" PRId64 " %s\n",
-                hms, (double)r->rss_kb / 1024.0, (double)r->peak_rss_kb / 1024.0,
-                DELTA(cpu_user_ms) + DELTA(cpu_system_ms), r->threads, DELTA(threads_created),
-                DELTA(threads_exited), r->fds, DELTA(minor_faults), DELTA(major_faults),
-                DELTA(voluntary_cs), DELTA(involuntary_cs), heap);
-#undef DELTA
+        int64_t cpu = r->cpu_user_ms >= 0 && r->cpu_system_ms >= 0
+                          ? r->cpu_user_ms + r->cpu_system_ms
+                          : -1,
+                cpu_p = p->cpu_user_ms >= 0 && p->cpu_system_ms >= 0
+                            ? p->cpu_user_ms + p->cpu_system_ms
+                            : -1;
+        fprintf(out, "  %s %9.1f %9.1f %s %8" PRId64 " %s %s %5" PRId64 " %s %s %s %s %s\n", hms,
+                (double)r->rss_kb / 1024.0, (double)r->peak_rss_kb / 1024.0,
+                delta(d[0], sizeof d[0], 7, cpu, cpu_p, i > 0), r->threads,
+                delta(d[1], sizeof d[1], 5, r->threads_created, p->threads_created, i > 0),
+                delta(d[2], sizeof d[2], 5, r->threads_exited, p->threads_exited, i > 0), r->fds,
+                delta(d[3], sizeof d[3], 7, r->minor_faults, p->minor_faults, i > 0),
+                delta(d[4], sizeof d[4], 6, r->major_faults, p->major_faults, i > 0),
+                delta(d[5], sizeof d[5], 7, r->voluntary_cs, p->voluntary_cs, i > 0),
+                delta(d[6], sizeof d[6], 8, r->involuntary_cs, p->involuntary_cs, i > 0), heap);
     }
+    if (n > 0 && t[n - 1].heap_live_bytes >= 0)
+        fprintf(out,
+                "  where that heap was allocated (live blocks by allocation stack, at the last "
+                "second):\n    crashscope export --db %s --type inuse_space --pid %d --until "
+                "%" PRId64 " -o heap.pb.gz && go tool pprof -top heap.pb.gz\n",
+                db_path ? db_path : "DB", pid, t[n - 1].ts);
 }
 
 static void json_timeline(FILE *out, const cs_timeline_row *t, int n)
@@ -259,7 +284,7 @@ static void json_timeline(FILE *out, const cs_timeline_row *t, int n)
     fputc(']', out);
 }
 
-int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
+int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int json, FILE *out)
 {
     cs_crash_row c;
     int found = cs_db_crash_get(db, id, &c);
@@ -455,7 +480,7 @@ int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *out)
             cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 8, on_top, &t);
         }
         if (ntl)
-            text_timeline(out, tl, ntl);
+            text_timeline(out, tl, ntl, db_path, c.pid);
         if (c.registers)
             fprintf(out, "\nregisters: %s\n", c.registers);
         cs_upload_summary u;

@@ -10,7 +10,7 @@
 
 /* Prints crash ID (0: the newest) with the SECONDS before it, as text or one JSON object.
  * Returns 0, 1 when there is no such crash, -1 on a database error. */
-int cs_report_print(cs_db *db, int64_t id, int seconds, int json, FILE *f);
+int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int json, FILE *f);
 
 /* "2026-11-22 22:50:01.123" (UTC) for NS since the epoch. */
 void cs_format_time(int64_t ns, char *out, size_t len, int iso);

@@ -69,7 +69,7 @@ static void print_crash(const char *db_path, pid_t pid, int64_t since_ns)
             int64_t id = db ? cs_db_crash_of_pid(db, (int)pid, since_ns) : 0;
             if (id > 0) {
                 fputc('\n', stderr);
-                cs_report_print(db, id, 60, 0, stderr);
+                cs_report_print(db, db_path, id, 60, 0, stderr);
                 fprintf(stderr,
                         "\n(crashscope inspect --db %s --crash %lld --json for all of "
                         "it)\n",

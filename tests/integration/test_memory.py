@@ -138,6 +138,15 @@ if len(rss) >= 4:
 st, out, err = run([CRASHSCOPE, "inspect", "--db", db])
 check("rss MiB" in out and "the process, second by second" in out,
       "inspect shows the timeline as text")
+m = re.search(r"crashscope export (--db \S+ --type inuse_space --pid \d+ --until \d+) -o", out)
+if SANITIZE:
+    check(not m, "no heap command where allocations were not sampled")
+elif check(m, "and the command that shows where the live heap came from"):
+    path = os.path.join(d, "hint.pb")
+    st, _, err = run([CRASHSCOPE, "export"] + m.group(1).split() + ["-o", path])
+    st2, top, _ = go_pprof_top(path)
+    check(st == 0 and st2 == 0 and "grow_cache" in top,
+          "which, run as printed, names grow_cache (%s)" % (err.strip()[-120:]))
 
 # --- 200 threads ----------------------------------------------------------------------------
 db = os.path.join(d, "threads.db")
