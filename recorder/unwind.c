@@ -344,7 +344,9 @@ void cs_unwind_warm_thread(void)
         /* the fast path's own state (its cache, a pthread key) is made here, not in a
          * handler: pthread_setspecific may allocate */
         void *buf[8];
+        in_unwind = 1; /* the module snapshot, not the loader's lock: a fork may be under way */
         unw.backtrace(buf, 8);
+        in_unwind = 0;
         fast_granted = 1;
     }
     warmed = 1;

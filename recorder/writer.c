@@ -1084,9 +1084,9 @@ static void *writer_main(void *arg)
     writer *w = arg;
     prctl(PR_SET_NAME, "crashscope-db", 0, 0, 0);
     cs_heap_ignore_thread(); /* SQLite's allocations are ours, not the program's */
-    if (!w->sym)
-        w->sym = cs_symbolizer_new();
     pthread_mutex_lock(&w->mu);
+    if (!w->sym) /* under the fork lock: it reads the loader's module list (see below) */
+        w->sym = cs_symbolizer_new();
     while (!w->stop) {
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -1098,8 +1098,11 @@ static void *writer_main(void *arg)
         pthread_cond_timedwait(&w->cv, &w->mu, &dl);
         if (w->stop)
             break;
-        pthread_mutex_unlock(&w->mu);
+        /* Under the lock a fork takes first: this reads the loader's module list, and a fork
+         * in the middle would leave the child's loader lock held by a thread the child does
+         * not have (its writer, and any dlopen or C++ throw of the program, would hang). */
         cs_unwind_refresh_modules();
+        pthread_mutex_unlock(&w->mu);
         drain(w);
         int64_t s = now_s();
         if (s != w->last_flush_s && w->sym) {
