@@ -7,11 +7,13 @@
  * small strings and objects), OPS times; one block in 64 is realloc'ed instead and one in 128
  * is a calloc. Prints the work phase's wall time as "work_wall_s X", the process CPU time over
  * it as "work_cpu_s X" (recorder threads included), the worker threads' own CPU time as
- * "workers_cpu_s X" (what the interposer costs the threads that allocate), and a checksum so that runs can be seen
- * to do the same work. With "fill", each block is also written whole and read every 64 bytes
- * (a program that uses what it allocates); without, only its first and last bytes are touched
- * (the allocator alone: the worst case for an interposer).
+ * "workers_cpu_s X" (what the interposer costs the threads that allocate), and a checksum so
+ * that runs can be seen to do the same work. With "fill", each block is also written whole
+ * and read every 64 bytes (a program that uses what it allocates); without, only its first
+ * and last bytes are touched (the allocator alone: the worst case for an interposer).
+ *
  * Usage: malloc_workload [THREADS=4] [OPS=4000000] [fill]
+ *
  * Must never depend on the machine's speed for what it computes.
  */
 #include <pthread.h>

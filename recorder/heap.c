@@ -143,66 +143,70 @@ static int64_t next_interval(long mean)
 
 /* --- the live table ----------------------------------------------------------------------- */
 
+/* Open addressing without tombstones: an address hashes to a window of WINDOW slots (two cache
+ * lines) and lives in any free slot of it; removal empties its slot, and every lookup reads
+ * the whole window. Tombstones, in the linear probing this replaced, piled up under a
+ * program that allocates and frees all day until every miss walked the 128-slot bound. A
+ * window with no free slot means "not sampled" (counted, said once by the writer). */
 #define LIVE_SLOTS  (1u << 18) /* 4 MiB of (address, serial) pairs, touched as used */
-#define PROBE_MAX   128
+#define WINDOW      8
 #define FILTER_BITS 16
-#define TOMBSTONE   1u
+#define CLAIMED     ((uintptr_t)-2) /* being filled in by an insert */
 
 typedef struct live_slot {
-    _Atomic uintptr_t addr; /* 0 empty, TOMBSTONE freed, else a sampled block */
+    _Atomic uintptr_t addr; /* 0 empty, CLAIMED, else a sampled block */
     _Atomic uint64_t serial;
 } live_slot;
 
-static live_slot *live;
+static live_slot *live; /* page-aligned: a window is two whole cache lines */
 static _Atomic uint8_t filter[1u << FILTER_BITS];
-static _Atomic uint64_t next_serial = 1;
 static _Atomic uint64_t table_full;
 
-/* The filter bucket of a block: its page. A heap is mostly contiguous, so the pages a
- * program frees into map to a few contiguous filter bytes that stay in L1 (blocks hashed one
- * by one spread over all 64 KiB and missed it on most frees: +4 ns per free). The price: a
- * free into a page that also holds a live sampled block looks into the table. */
+/* The filter bucket of a block: the 256-byte granule its address starts in. A heap is mostly
+ * contiguous, so the blocks a program frees map to a few contiguous filter bytes that stay in
+ * cache (blocks hashed one by one spread over all 64 KiB and missed it on most frees: +4 ns
+ * per free). The price: a free of a block that starts in the same granule as a live sampled
+ * one looks into the table (with whole pages as granules, as at first, 2-3% of the frees of a
+ * small-block benchmark did, and remove_live was 2% of its time). */
 static inline uint32_t filter_of(uintptr_t p)
 {
-    return (uint32_t)(p >> 12) & ((1u << FILTER_BITS) - 1);
+    return (uint32_t)(p >> 8) & ((1u << FILTER_BITS) - 1);
 }
 
-static uint64_t insert_live(uintptr_t p)
+static inline live_slot *window_of(uintptr_t p)
 {
-    uint64_t h = cs_mix64(p);
+    return &live[cs_mix64(p) & (LIVE_SLOTS - 1) & ~(uint64_t)(WINDOW - 1)];
+}
+
+/* Remembers P as sampled, with SERIAL (never 0). Returns 0, or -1 when its window is full. */
+static int insert_live(uintptr_t p, uint64_t serial)
+{
     uint32_t f = filter_of(p);
     if (atomic_load_explicit(&filter[f], memory_order_relaxed) == 255)
-        return 0; /* a bucket this crowded: do not count past the filter's range */
-    for (uint32_t i = 0; i < PROBE_MAX; i++) {
-        live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_relaxed);
-        if ((cur == 0 || cur == TOMBSTONE) &&
-            atomic_compare_exchange_strong(&s->addr, &cur, (uintptr_t)-2)) {
-            uint64_t serial = atomic_fetch_add(&next_serial, 1);
-            atomic_store_explicit(&s->serial, serial, memory_order_relaxed);
+        return -1; /* a bucket this crowded: do not count past the filter's range */
+    live_slot *w = window_of(p);
+    for (uint32_t i = 0; i < WINDOW; i++) {
+        uintptr_t cur = atomic_load_explicit(&w[i].addr, memory_order_relaxed);
+        if (cur == 0 && atomic_compare_exchange_strong(&w[i].addr, &cur, CLAIMED)) {
+            atomic_store_explicit(&w[i].serial, serial, memory_order_relaxed);
             atomic_fetch_add_explicit(&filter[f], 1, memory_order_relaxed);
-            atomic_store_explicit(&s->addr, p, memory_order_release);
-            return serial;
+            atomic_store_explicit(&w[i].addr, p, memory_order_release);
+            return 0;
         }
     }
     atomic_fetch_add(&table_full, 1);
-    return 0;
+    return -1;
 }
 
-/* Free of P: if P is a sampled block, forget it. Probing goes over tombstones and claimed
- * slots to the first empty one or the bound an insert never passes. */
+/* Free of P: if P is a sampled block, forget it. A block is freed after its malloc returned,
+ * so after its insert finished: it is in its window, or was never sampled. */
 static __attribute__((noinline)) void remove_live(uintptr_t p)
 {
-    uint64_t h = cs_mix64(p);
-    uint32_t f = filter_of(p);
-    for (uint32_t i = 0; i < PROBE_MAX; i++) {
-        live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
-        if (cur == 0)
-            return;
-        if (cur == p) {
-            atomic_store_explicit(&s->addr, TOMBSTONE, memory_order_release);
-            atomic_fetch_sub_explicit(&filter[f], 1, memory_order_relaxed);
+    live_slot *w = window_of(p);
+    for (uint32_t i = 0; i < WINDOW; i++) {
+        if (atomic_load_explicit(&w[i].addr, memory_order_relaxed) == p) {
+            atomic_store_explicit(&w[i].addr, 0, memory_order_release);
+            atomic_fetch_sub_explicit(&filter[filter_of(p)], 1, memory_order_relaxed);
             return;
         }
     }
@@ -212,15 +216,11 @@ int cs_heap_is_live(uint64_t addr, uint64_t serial)
 {
     if (!live)
         return 0;
-    uint64_t h = cs_mix64(addr);
-    for (uint32_t i = 0; i < PROBE_MAX; i++) {
-        live_slot *s = &live[(h + i) & (LIVE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
-        if (cur == 0)
-            return 0;
-        if (cur == addr)
-            return atomic_load_explicit(&s->serial, memory_order_relaxed) == serial;
-    }
+    live_slot *w = window_of((uintptr_t)addr);
+    for (uint32_t i = 0; i < WINDOW; i++)
+        if (atomic_load_explicit(&w[i].addr, memory_order_acquire) == addr &&
+            atomic_load_explicit(&w[i].serial, memory_order_relaxed) == serial)
+            return 1;
     return 0;
 }
 
@@ -233,18 +233,18 @@ uint64_t cs_heap_dropped(void)
 
 static void record(void *p, size_t size, long mean)
 {
-    uint64_t serial = insert_live((uintptr_t)p);
-    if (!serial)
-        return;
+    /* The slot first: its position in the ring is the block's serial (unique, with no shared
+     * counter of its own to bounce between the cores of threads that all allocate). */
+    uint64_t pos;
+    cs_sample *s = cs_ring_claim_at(&pos);
+    if (!s)
+        return; /* counted by the ring, said by the writer */
+    /* A block whose window is full still counts as allocated, only not as live. */
+    uint64_t serial = insert_live((uintptr_t)p, pos + 1) == 0 ? pos + 1 : 0;
     /* The chance that a block of SIZE bytes is picked is 1 - exp(-size/mean); dividing by it
      * makes the estimates unbiased (the scaling pprof's Go runtime uses). */
     double chance = 1.0 - exp(-(double)size / (double)mean);
     double objects = chance > 0 ? 1.0 / chance : 1.0;
-    cs_sample *s = cs_ring_claim();
-    if (!s) {
-        remove_live((uintptr_t)p); /* unknown to the writer: must not look live to it */
-        return;
-    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -315,30 +315,57 @@ static inline void before_free(void *p)
  * interposer would hand blocks between two allocators. Allocation profiling is then off. */
 #ifndef CS_NO_ALLOC_INTERPOSER
 
-CS_PUBLIC void *malloc(size_t n)
+/* malloc and free are the two calls a program makes millions of times a second: their
+ * common path is a few instructions and a tail call into the real allocator, without a frame
+ * (no pushes: -fomit-frame-pointer for these two, whatever the rest of the shim is built
+ * with); everything else is in the out-of-line slow halves. */
+#define CS_HOT __attribute__((optimize("omit-frame-pointer")))
+
+static __attribute__((noinline)) void *malloc_slow(size_t n)
 {
-    if (__builtin_expect(!real.malloc, 0)) {
+    if (!real.malloc) {
         resolve();
         if (!real.malloc)
             return early_alloc(n, 16);
     }
-    /* The countdown first: when no sample is due, the real malloc is a tail call. */
-    if ((until_sample -= (int64_t)n) > 0)
-        return real.malloc(n);
     void *p = real.malloc(n);
-    sample_or_not(p, n);
+    if (until_sample <= 0)
+        sample_or_not(p, n);
     return p;
 }
 
-CS_PUBLIC void free(void *p)
+CS_PUBLIC CS_HOT void *malloc(size_t n)
+{
+    /* The countdown first: when no sample is due, the real malloc is a tail call. */
+    int64_t left = until_sample -= (int64_t)n;
+    malloc_fn f = real.malloc;
+    if (__builtin_expect(left > 0 && f != NULL, 1))
+        return f(n);
+    return malloc_slow(n);
+}
+
+static __attribute__((noinline)) void free_slow(void *p)
 {
     if (!p || is_early(p))
         return;
     before_free(p);
-    if (__builtin_expect(!real.free, 0))
+    if (!real.free)
         resolve();
     if (real.free)
         real.free(p);
+}
+
+CS_PUBLIC CS_HOT void free(void *p)
+{
+    /* One filter byte says "not a sampled block"; the early arena's blocks are never the
+     * real allocator's; free(NULL) may go to the real free, which ignores it. */
+    free_fn f = real.free;
+    uintptr_t u = (uintptr_t)p;
+    if (__builtin_expect(f != NULL && u - (uintptr_t)early >= EARLY_BYTES &&
+                             !atomic_load_explicit(&filter[filter_of(u)], memory_order_relaxed),
+                         1))
+        return f(p);
+    free_slow(p);
 }
 
 CS_PUBLIC void *calloc(size_t n, size_t size)

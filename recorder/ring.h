@@ -59,8 +59,15 @@ void cs_ring_reset(void);
  * published by cs_ring_commit. Between the two calls the producer must not be interrupted
  * by another producer on the same thread that waits for it (signal handlers never wait). */
 cs_sample *cs_ring_claim(void);
+/* The same, and the slot's position in the ring's sequence in *AT: unique until the ring is
+ * reset (a fork child starts again at 0). */
+cs_sample *cs_ring_claim_at(uint64_t *at);
 void cs_ring_commit(cs_sample *s);
 
+/* Consumer side: sleeps until a producer has filled a quarter of the ring, cs_ring_wake is
+ * called, or TIMEOUT_NS pass (a signal may end it sooner). */
+void cs_ring_wait(long timeout_ns);
+void cs_ring_wake(void);
 /* Consumer side: the next committed sample, or NULL; release it when copied. */
 cs_sample *cs_ring_peek(void);
 void cs_ring_release(void);

@@ -142,6 +142,13 @@ typedef struct writer {
     uint64_t dropped_aggs;
     int said_busy;
     int said_heap_full; /* the allocation sampler's table overflowed: said once */
+    int said_ring_full; /* samples were dropped for want of room in the ring: said once */
+
+    /* Samples moved out of the ring while a flush (symbol tables, SQLite) kept the writer
+     * from draining: compact copies (see spill), drained before the ring's. */
+    unsigned char *spill;
+    size_t spill_len, spill_cap;
+    cs_sample *scratch; /* one whole sample, to drain a compact copy from */
 } writer;
 
 static writer *W;
@@ -488,12 +495,10 @@ static void learn_eval_range(writer *w, const cs_symbol *sym)
     w->eval_hi[w->neval++] = sym->function_hi;
 }
 
-static void drain(writer *w)
+/* Takes one sample into the in-memory aggregates (may modify S). */
+static void drain_one(writer *w, cs_sample *s)
 {
-    if (!mutation_begin())
-        return;
-    cs_sample *s;
-    while ((s = cs_ring_peek())) {
+    {
         int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
         int stack = -1;
         uint32_t labels = 0;
@@ -538,6 +543,78 @@ static void drain(writer *w)
             }
         } else
             w->dropped_aggs++;
+    }
+}
+
+/* A compact copy: the sample up to its native frames, then the frames it has, then its
+ * Python frames (an allocation sample is ~250 bytes of its 4.4 KiB slot). */
+#define SPILL_HEAD offsetof(cs_sample, ips)
+#define SPILL_MAX  ((size_t)32 << 20) /* beyond, the ring fills and drops, as without a spill */
+
+static size_t spill_size(const cs_sample *s)
+{
+    return SPILL_HEAD + s->nframes * sizeof s->ips[0] + s->npy * sizeof s->py[0];
+}
+
+/* Called between the steps of a flush: an allocation-heavy program fills the ring's 2048
+ * slots in ~10 ms, less than a flush that reads a module's symbol table or waits for the disk
+ * takes, and what does not fit is lost. */
+static void spill_ring(writer *w)
+{
+    cs_sample *s;
+    while ((s = cs_ring_peek())) {
+        if (s->nframes > CS_MAX_FRAMES || s->npy > CS_MAX_PYFRAMES) {
+            cs_ring_release();
+            continue;
+        }
+        size_t n = spill_size(s);
+        if (w->spill_len + n > w->spill_cap) {
+            size_t cap = w->spill_cap ? w->spill_cap * 2 : (size_t)1 << 20;
+            unsigned char *m = cap <= SPILL_MAX ? realloc(w->spill, cap) : NULL;
+            if (!m)
+                break; /* the ring holds the rest, and drops beyond it (counted, said) */
+            w->spill = m;
+            w->spill_cap = cap;
+        }
+        unsigned char *o = w->spill + w->spill_len;
+        memcpy(o, s, SPILL_HEAD);
+        memcpy(o + SPILL_HEAD, s->ips, s->nframes * sizeof s->ips[0]);
+        memcpy(o + SPILL_HEAD + s->nframes * sizeof s->ips[0], s->py, s->npy * sizeof s->py[0]);
+        w->spill_len += n;
+        cs_ring_release();
+    }
+}
+
+static void spill(writer *w)
+{
+    if (cs_ring_peek() && mutation_begin()) {
+        spill_ring(w);
+        mutation_end();
+    }
+}
+
+static void drain(writer *w)
+{
+    if (!mutation_begin())
+        return;
+    if (w->spill_len && (w->scratch || (w->scratch = malloc(sizeof *w->scratch)))) {
+        cs_sample *s = w->scratch;
+        unsigned k = 0;
+        for (size_t at = 0; at < w->spill_len;) {
+            if (++k % 256 == 0)
+                spill_ring(w); /* the ring keeps filling while this drains */
+            const unsigned char *o = w->spill + at;
+            memcpy(s, o, SPILL_HEAD);
+            memcpy(s->ips, o + SPILL_HEAD, s->nframes * sizeof s->ips[0]);
+            memcpy(s->py, o + SPILL_HEAD + s->nframes * sizeof s->ips[0], s->npy * sizeof s->py[0]);
+            at += spill_size(s);
+            drain_one(w, s);
+        }
+    }
+    w->spill_len = 0;
+    cs_sample *s;
+    while ((s = cs_ring_peek())) {
+        drain_one(w, s);
         cs_ring_release();
     }
     mutation_end();
@@ -622,6 +699,7 @@ static int64_t frame_for(writer *w, uint64_t ip, int return_address, int64_t now
     *eval = 0;
     if (ipf_lookup(w, key, &id, eval))
         return id;
+    spill(w); /* a new module's symbol table may take tens of milliseconds to read */
     cs_symbol sym;
     cs_symbolizer_lookup(w->sym, ip, return_address, &sym);
     if (sym.module && !strcmp(sym.module, self_path())) {
@@ -926,6 +1004,7 @@ static void flush(writer *w, int final)
     pthread_mutex_lock(&db_lock);
     if (!w->db && !w->db_failed)
         open_db(w);
+    spill(w);
     if (!w->db) {
         if (mutation_begin()) { /* no database: nothing can be kept */
             clear_aggs(w);
@@ -937,6 +1016,7 @@ static void flush(writer *w, int final)
     cs_pythreads_request(); /* names for the next second's samples */
     if (cs_symbolizer_refresh(w->sym))
         w->neval = 0; /* relearned from the new module list */
+    spill(w);
     /* Frame ids are cached, but a frame no stack touched for two windows may be collected by
      * another process: forget them well before that, so a cached id is never a stale one. */
     int64_t quarter = w->cfg.window_seconds / 4 > 1 ? w->cfg.window_seconds / 4 : 1;
@@ -985,6 +1065,7 @@ static void flush(writer *w, int final)
     int64_t wall_period = w->cfg.wall_hz ? 1000000000LL / w->cfg.wall_hz : 0;
     for (int i = 0; ok && i < w->naggs; i++) {
         agg *a = &w->aggs[i];
+        spill(w);
         int64_t sid = stack_db_id(w, &w->stacks[a->stack], now);
         int cpu = a->kind == CS_KIND_CPU, alloc = a->kind == CS_KIND_ALLOC;
         ok = sid > 0 && cs_db_sample_add(w->db, w->process_id, w->pid, a->ts, a->tid, a->name,
@@ -998,10 +1079,13 @@ static void flush(writer *w, int final)
     }
     if (ok)
         ok = cs_db_snapshot_clear(w->db, w->process_id, now) == 0;
+    spill(w);
     if (ok)
         ok = write_heap_snapshot(w, now, &tl.heap_live_bytes) == 0;
+    spill(w);
     if (ok)
         ok = write_thread_profile(w, now) == 0;
+    spill(w);
     if (ok)
         ok = cs_db_timeline_add(w->db, w->process_id, now, &tl) == 0;
     if (ok)
@@ -1013,6 +1097,7 @@ static void flush(writer *w, int final)
     if (ok)
         ok = cs_db_trim(w->db, now - w->cfg.window_seconds, w->flushes % 60 == 0,
                         now - 2 * (int64_t)w->cfg.window_seconds) == 0;
+    spill(w);
     int mutating = ok && mutation_begin();
     if (ok && !mutating) {
         /* A crash is being captured: its record carries these samples; committing them too
@@ -1088,14 +1173,10 @@ static void *writer_main(void *arg)
     if (!w->sym) /* under the fork lock: it reads the loader's module list (see below) */
         w->sym = cs_symbolizer_new();
     while (!w->stop) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += DRAIN_PERIOD_NS;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_nsec -= 1000000000L;
-            dl.tv_sec++;
-        }
-        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+        pthread_mutex_unlock(&w->mu);
+        /* the producers wake it sooner when the ring fills; cs_writer_stop wakes it too */
+        cs_ring_wait(DRAIN_PERIOD_NS);
+        pthread_mutex_lock(&w->mu);
         if (w->stop)
             break;
         /* Under the lock a fork takes first: this reads the loader's module list, and a fork
@@ -1104,6 +1185,12 @@ static void *writer_main(void *arg)
         cs_unwind_refresh_modules();
         pthread_mutex_unlock(&w->mu);
         drain(w);
+        if (!w->said_ring_full && cs_ring_dropped() > 0) {
+            cs_warn("samples arrive faster than they can be stored; some are dropped, so "
+                    "profiles undercount from now on (lower CRASHSCOPE_CPU_HZ/WALL_HZ or a larger "
+                    "CRASHSCOPE_HEAP_SAMPLE_BYTES helps)");
+            w->said_ring_full = 1;
+        }
         int64_t s = now_s();
         if (s != w->last_flush_s && w->sym) {
             w->last_flush_s = s;
@@ -1166,6 +1253,7 @@ void cs_writer_stop(const char *reason, int timeout_ms)
     w->end_reason = reason;
     w->stop = 1;
     pthread_cond_broadcast(&w->cv);
+    cs_ring_wake();
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += timeout_ms / 1000;
