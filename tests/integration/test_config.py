@@ -54,6 +54,15 @@ check(st == 128 + signal.SIGTERM, "killed by SIGTERM gives 143 (%r)" % st)
 st, out, err = run([CRASHSCOPE, "export", "--db", os.path.join(d, "alias.db"), "--type", "cpu",
                     "--pid", "999999", "-o", "-"])
 check(st == 1 and "no cpu samples of pid 999999" in err, "export of an unknown pid says so")
+# Everything off: the recorder's threads only wait (a writer that spun when no ring existed
+# once burned a core here). 2 s of sleep; a spinning thread would take ~2 s of CPU.
+import resource
+before = resource.getrusage(resource.RUSAGE_CHILDREN)
+st, out, err = record(["sleep", "2"], os.path.join(d, "idle.db"), CRASHSCOPE_CPU_HZ="0",
+                      CRASHSCOPE_WALL_HZ="0", CRASHSCOPE_HEAP_SAMPLE_BYTES="0")
+after = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+check(st == 0 and cpu < 0.5, "all sampling off: 2 s of sleep cost %.3f s of CPU" % cpu)
 st, out, err = run([CRASHSCOPE, "frobnicate"])
 check(st == 2 and "unknown command" in err, "unknown command: usage, status 2")
 finish()
