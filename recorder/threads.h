@@ -28,6 +28,7 @@ typedef struct cs_thread {
     /* written by the sampling handler of this thread, read by the wall ticker */
     _Atomic uint64_t cpu_ns_after_sample;
     _Atomic uint32_t wall_sent, wall_done;
+    _Atomic uint32_t wall_weight; /* wall ticks the requested wall sample stands for */
     _Atomic int have_wall_stack;
     _Atomic int have_cpu_stack;
     uint64_t cpu_ns_at_tick; /* the wall ticker's own bookkeeping */

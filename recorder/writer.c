@@ -40,9 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_STACKS      65536
-#define MAX_AGGS        200000
-#define DRAIN_PERIOD_NS 100000000L
+#define MAX_STACKS 65536
+#define MAX_AGGS   200000
+/* The writer drains at least this often (and at once when the ring is a quarter full): the
+ * module snapshot that handlers unwind with is refreshed then too, so a module dlopen'ed
+ * since is unwound through within this. Each wake-up of a thread costs ~40 us of kernel time
+ * on a virtual machine: 10 a second were a tenth of the recorder's cost on a busy program. */
+#define DRAIN_PERIOD_NS 250000000L
 
 typedef struct stack_ent {
     uint64_t hash;
@@ -1174,8 +1178,12 @@ static void *writer_main(void *arg)
         w->sym = cs_symbolizer_new();
     while (!w->stop) {
         pthread_mutex_unlock(&w->mu);
-        /* the producers wake it sooner when the ring fills; cs_writer_stop wakes it too */
-        cs_ring_wait(DRAIN_PERIOD_NS);
+        /* the producers wake it sooner when the ring fills; cs_writer_stop wakes it too. A
+         * second's samples are written just after it ends, not up to a period later. */
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        long to_next_second = 1000000000L - rt.tv_nsec + 2000000L;
+        cs_ring_wait(to_next_second < DRAIN_PERIOD_NS ? to_next_second : DRAIN_PERIOD_NS);
         pthread_mutex_lock(&w->mu);
         if (w->stop)
             break;
