@@ -313,6 +313,7 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
         if (writer_frozen) {
             /* The samples of the last second, not yet in the database. */
             cs_writer_dump(emit_sample, o);
+            cs_writer_dump_spilled(emit_ring_sample, o); /* moved out of the ring by a flush */
             cs_ring_dump(emit_ring_sample, o);
         }
         out_section(o, CS_SEC_END, 0);

@@ -1168,6 +1168,27 @@ void cs_writer_dump(cs_writer_emit_fn emit, void *ctx)
     }
 }
 
+void cs_writer_dump_spilled(void (*emit)(const cs_sample *s, void *ctx), void *ctx)
+{
+    /* One crash captures at a time, and the writer is frozen: a static sample suffices. */
+    static cs_sample one;
+    writer *w = W;
+    if (!w)
+        return;
+    for (size_t at = 0; at + SPILL_HEAD <= w->spill_len;) {
+        const unsigned char *o = w->spill + at;
+        memcpy(&one, o, SPILL_HEAD);
+        if (one.nframes > CS_MAX_FRAMES || one.npy > CS_MAX_PYFRAMES ||
+            at + spill_size(&one) > w->spill_len)
+            return;
+        memcpy(one.ips, o + SPILL_HEAD, one.nframes * sizeof one.ips[0]);
+        memcpy(one.py, o + SPILL_HEAD + one.nframes * sizeof one.ips[0],
+               one.npy * sizeof one.py[0]);
+        at += spill_size(&one);
+        emit(&one, ctx);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     writer *w = arg;

@@ -9,6 +9,7 @@
 #define CS_WRITER_H
 
 #include "config.h"
+#include "ring.h"
 
 int cs_writer_start(const cs_config *c, const char *app_name);
 /* Drains and writes everything still in memory, marks the process ended with REASON
@@ -28,6 +29,9 @@ typedef void (*cs_writer_emit_fn)(int64_t ts, int32_t tid, int kind, int64_t cou
                                   const cs_pyframe *py, int npy, const char *labels, void *ctx);
 int cs_writer_freeze(int timeout_ms);
 void cs_writer_dump(cs_writer_emit_fn emit, void *ctx);
+/* The same for samples a flush moved out of the ring and the writer has not drained yet
+ * (raw samples, as cs_ring_dump gives them). Async-signal-safe; writer frozen. */
+void cs_writer_dump_spilled(void (*emit)(const cs_sample *s, void *ctx), void *ctx);
 void cs_writer_thaw(void);
 
 void cs_writer_fork_prepare(void);
