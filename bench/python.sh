@@ -1,12 +1,14 @@
 #!/bin/sh
 # python.sh BUILD_DIR: the recorder's CPU overhead on a CPU-bound Python program.
 #
-# Runs bench/python_workload.py with Debian's python3 without the recorder and under
-# `crashscope run` at 100 Hz CPU (wall at its default), alternating A/B, BENCH_RUNS rounds
-# (default 11), and prints the median of the per-pair ratios of the steady-state process CPU
-# time (recorder threads included) and of the whole run's CPU (wait4, fixed costs included).
-# BENCH_PAIRED=1 runs each pair at the same time, one per core, instead of one after the
-# other (steadier on a noisy virtual machine; needs two idle cores).
+# Runs bench/python_workload.py with Debian's python3 without the recorder, under
+# `crashscope run` at 100 Hz CPU with the other defaults (wall 97 Hz, allocation sampling
+# every 512 KiB), and the same with allocation sampling off, in rotating order, BENCH_RUNS
+# rounds (default 11), and prints the median of the per-round ratios of the steady-state
+# process CPU time (recorder threads included) and of the whole run's CPU (wait4, fixed costs
+# included).
+# BENCH_PAIRED=1 runs the first two at the same time, one per core, instead of one after the
+# other (steadier against a drifting machine; needs two idle cores; no third configuration).
 # Prints figures only: no pass or fail on a timing.
 set -eu
 BUILD=${1:-build}
@@ -34,9 +36,24 @@ for r in $(seq 1 "$RUNS"); do
 		cat "$T/r1" >>"$T/rec"
 		continue
 	fi
-	env -u LD_PRELOAD "$T/measure" "$T/base.rusage" "$PY" "$W" "$UNITS" >>"$T/base"
-	CRASHSCOPE_CPU_HZ=100 "$T/measure" "$T/rec.rusage" "$BUILD/crashscope" run --db "$T/db" -- \
-		"$PY" "$W" "$UNITS" >>"$T/rec" 2>/dev/null
+	run_base() { env -u LD_PRELOAD "$T/measure" "$T/base.rusage" "$PY" "$W" "$UNITS" >>"$T/base"; }
+	run_rec() {
+		rm -rf "$T/db"*
+		CRASHSCOPE_CPU_HZ=100 CRASHSCOPE_SELF_TIME=1 "$T/measure" "$T/rec.rusage" \
+			"$BUILD/crashscope" run --db "$T/db" -- "$PY" "$W" "$UNITS" >>"$T/rec" 2>>"$T/rec.err"
+	}
+	# the stack samplers alone: allocation sampling off
+	run_stacks() {
+		rm -rf "$T/db"*
+		CRASHSCOPE_CPU_HZ=100 CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$T/measure" "$T/stk.rusage" \
+			"$BUILD/crashscope" run --db "$T/db" -- "$PY" "$W" "$UNITS" >>"$T/stk" 2>/dev/null
+	}
+	# the order rotates every round, so that none of the three always follows the same one
+	case $((r % 3)) in
+	0) run_base; run_rec; run_stacks ;;
+	1) run_rec; run_stacks; run_base ;;
+	2) run_stacks; run_base; run_rec ;;
+	esac
 done
 python3 - "$T" <<'PY'
 import statistics, sys
@@ -45,10 +62,13 @@ def steady(f):
     return [float(l.split()[1]) for l in open(f) if l.startswith("steady_cpu_s")]
 def whole(f):
     return [float(l.split()[1]) + float(l.split()[2]) for l in open(f)]
+import os
 b, r = steady(t + "/base"), steady(t + "/rec")
 wb, wr = whole(t + "/base.rusage"), whole(t + "/rec.rusage")
-sums = {l for l in open(t + "/base") if l.startswith("checksum")} | \
-       {l for l in open(t + "/rec") if l.startswith("checksum")}
+sums = set()
+for f in ("base", "rec", "stk"):
+    if os.path.exists(t + "/" + f):
+        sums |= {l for l in open(t + "/" + f) if l.startswith("checksum")}
 assert len(sums) == 1, "runs did different work"
 def ratios(x, y):
     return sorted(100 * (y[i] / x[i] - 1) for i in range(min(len(x), len(y))))
@@ -60,6 +80,22 @@ def line(name, x, y):
              q[n // 4], q[(3 * n) // 4]))
 line("steady cpu (in-process)", b, r)
 line("whole run cpu (wait4)", wb, wr)
+if os.path.exists(t + "/rec.err"):
+    import re
+    st = [re.search(r"self time over ([0-9.]+) s: sampling handler ([0-9.]+) ms.*allocation samples "
+                    r"([0-9.]+) ms.*writer thread ([0-9.]+) ms, wall ticker ([0-9.]+) ms; in all "
+                    r"([0-9.]+) ms, ([0-9.]+)%", l) for l in open(t + "/rec.err")]
+    st = [m for m in st if m]
+    if st:
+        med = lambda k: statistics.median(float(m.group(k)) / float(m.group(1)) for m in st)
+        print("measured in place (CRASHSCOPE_SELF_TIME, whole runs, median of %d), ms per second: "
+              "handler %.2f, allocation samples %.2f, writer %.2f, wall ticker %.2f; in all %.2f%% "
+              "of one core" % (len(st), med(2), med(3), med(4), med(5),
+                               statistics.median(float(m.group(7)) for m in st)))
+if os.path.exists(t + "/stk"):
+    print("allocation sampling off (cpu 100 Hz and wall only):")
+    line("steady cpu (in-process)", b, steady(t + "/stk"))
+    line("whole run cpu (wait4)", wb, whole(t + "/stk.rusage"))
 a = ratios(b[:-1], b[1:])
 print("noise (each base run vs the next): median %+.2f%%, middle half %+.2f%%..%+.2f%%"
       % (statistics.median(a), a[len(a) // 4], a[(3 * len(a)) // 4]))

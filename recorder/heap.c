@@ -25,6 +25,7 @@
 #include "hash.h"
 #include "ring.h"
 #include "sampler.h"
+#include "selftime.h"
 #include "shim.h"
 #include "tags.h"
 #include "threads.h"
@@ -289,8 +290,11 @@ static __attribute__((noinline)) void sample_or_not(void *p, size_t size)
     until_sample = next_interval(mean);
     /* A thread's first allocation only starts its countdown: every thread would otherwise
      * sample its first block. */
-    if (!first && live && cs_shim_active())
+    if (!first && live && cs_shim_active()) {
+        uint64_t t0 = cs_selftime_begin();
         record(p, size, mean);
+        cs_selftime_add(CS_ST_ALLOC, t0);
+    }
     errno = saved;
     busy = 0;
 }

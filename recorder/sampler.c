@@ -15,6 +15,7 @@
 #include "sampler.h"
 
 #include "heap.h"
+#include "selftime.h"
 #include "shim.h"
 #include "signals.h"
 #include "tags.h"
@@ -151,6 +152,7 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         errno = saved_errno;
         return;
     }
+    uint64_t t0 = cs_selftime_begin();
     cs_sample *s = cs_ring_claim();
     if (s) {
         s->time_ns = now_ns(CLOCK_REALTIME);
@@ -177,6 +179,7 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         atomic_store_explicit(&t->wall_done, atomic_load(&t->wall_sent), memory_order_release);
     atomic_store_explicit(&t->cpu_ns_after_sample, now_ns(CLOCK_THREAD_CPUTIME_ID),
                           memory_order_relaxed);
+    cs_selftime_add(CS_ST_HANDLER, t0);
     errno = saved_errno;
 }
 
@@ -324,6 +327,7 @@ static void *ticker_main(void *arg)
         if (now.tv_sec > next.tv_sec + 1)
             next = now;
     }
+    cs_selftime_thread_done(CS_ST_TICKER);
     return NULL;
 }
 

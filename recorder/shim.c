@@ -17,6 +17,7 @@
 #include "pythreads.h"
 #include "ring.h"
 #include "sampler.h"
+#include "selftime.h"
 #include "signals.h"
 #include "threads.h"
 #include "unwind.h"
@@ -185,6 +186,7 @@ static void on_fork_child(void)
         return;
     recorder_pid = getpid();
     set_start_ns();
+    cs_selftime_init();
     cs_crash_after_fork_child();
     cs_pythreads_after_fork_child();
     cs_heap_after_fork_child();
@@ -213,6 +215,7 @@ __attribute__((constructor)) static void cs_shim_start(int argc, char **argv, ch
         return;
     }
     derive_app_name(argc, argv);
+    cs_selftime_init();
     /* Before the interpreter reads its environment (in main): small objects then come from
      * malloc, where the allocation sampler sees them. */
     if (config.python_malloc)
@@ -248,6 +251,7 @@ __attribute__((destructor)) static void cs_shim_stop(void)
     cs_sampler_pause();
     cs_writer_stop("exit", EXIT_FLUSH_MS);
     atomic_store(&active, 0);
+    cs_selftime_report();
 }
 
 /* _exit skips destructors, but it is how pre-fork workers and os._exit() end: write the last
@@ -260,6 +264,7 @@ static void before_immediate_exit(void)
         cs_sampler_pause();
         cs_writer_stop("exit", EXIT_FLUSH_MS);
         atomic_store(&active, 0);
+        cs_selftime_report();
     }
 }
 

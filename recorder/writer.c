@@ -21,6 +21,7 @@
 #include "python.h"
 #include "pythreads.h"
 #include "ring.h"
+#include "selftime.h"
 #include "shim.h"
 #include "symbolize.h"
 #include "threads.h"
@@ -1232,6 +1233,7 @@ static void *writer_main(void *arg)
     if (w->sym)
         flush(w, 1);
     pthread_mutex_lock(&w->mu);
+    cs_selftime_thread_done(CS_ST_WRITER);
     w->done = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);

@@ -4,6 +4,7 @@ that is not a crashscope database is refused without being touched; a missing pr
 127 like a shell; a program killed by a signal gives 128+N."""
 import hashlib
 import os
+import re
 import signal
 from harness import *
 
@@ -63,6 +64,17 @@ st, out, err = record(["sleep", "2"], os.path.join(d, "idle.db"), CRASHSCOPE_CPU
 after = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 check(st == 0 and cpu < 0.5, "all sampling off: 2 s of sleep cost %.3f s of CPU" % cpu)
+# CRASHSCOPE_SELF_TIME=1: what the recorder cost, measured in place, said once at exit.
+st, out, err = record([prog("hot"), "1"], os.path.join(d, "self.db"), CRASHSCOPE_SELF_TIME="1")
+m = re.search(r"self time over ([0-9.]+) s: sampling handler ([0-9.]+) ms \((\d+) samples.*"
+              r"writer thread ([0-9.]+) ms, wall ticker ([0-9.]+) ms; in all ([0-9.]+) ms", err)
+check(st == 3 and m and err.count("self time over") == 1,  # hot's own exit status is 3
+      "CRASHSCOPE_SELF_TIME=1 says the recorder's cost once (%r)" % err.strip()[-300:])
+if m:
+    check(int(m.group(3)) >= 50 and float(m.group(4)) > 0 and float(m.group(6)) < 1000 * float(m.group(1)),
+          "with the handler's samples (%s) and the writer's time (%s ms)" % (m.group(3), m.group(4)))
+st, out, err = record([prog("hot"), "1"], os.path.join(d, "self.db"))
+check(st == 3 and "self time" not in err, "and says nothing without it")
 st, out, err = run([CRASHSCOPE, "frobnicate"])
 check(st == 2 and "unknown command" in err, "unknown command: usage, status 2")
 finish()
