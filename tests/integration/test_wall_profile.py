@@ -26,6 +26,11 @@ sp = sum(c for c, f in by_thread.get("spinner", []) if "spinner_loop" in f)
 # 3 s at 97 Hz is ~290 ticks per thread.
 check(sl >= 200, "sleeper is seen waiting in sleeper_wait in the wall profile (%d samples)" % sl)
 check(sp >= 200, "spinner is seen in spinner_loop in the wall profile (%d samples)" % sp)
+# The ticker sleeps over several ticks while no thread needs a signal and counts them: each
+# thread's wall samples still add up to ~97 a second of its life (3 s and a little).
+for name in ("sleeper", "spinner"):
+    total = sum(c for c, f in by_thread.get(name, []))
+    check(250 <= total <= 360, "%s's wall samples add up to its ~3 s at 97 Hz (%d)" % (name, total))
 
 cpu = stacks(db, "cpu")
 total = sum(r[0] for r in cpu)
