@@ -8,7 +8,8 @@
 # only), and, when installed, heaptrack (which records every allocation; it runs only
 # BENCH_HEAPTRACK_RUNS rounds, default 3, being slow). Prints, for each, the median work
 # throughput (pairs per second of wall time) and the median per-round ratio to the run without
-# the recorder, and the CPU time per pair likewise (all threads of the process). Figures only:
+# the recorder, and the CPU time per pair likewise (all threads of the process, and the worker
+# threads alone: what the interposer costs the threads that allocate). Figures only:
 # no pass or fail on a timing.
 set -eu
 BUILD=${1:-build}
@@ -46,7 +47,7 @@ done
 if command -v heaptrack >/dev/null 2>&1; then
 	for r in $(seq 1 "$HT_RUNS"); do
 		(cd "$T" && heaptrack -o "$T/ht" "$T/mw" "$THREADS" "$OPS" $FILL >>"$T/ht.out" 2>/dev/null)
-		grep -E '^(work_wall_s|work_cpu_s|checksum)' "$T/ht.out" >>"$T/ht" || true
+		grep -E '^(work_wall_s|work_cpu_s|workers_cpu_s|checksum)' "$T/ht.out" >>"$T/ht" || true
 		: >"$T/ht.out"
 		rm -f "$T"/ht.*.zst "$T"/ht.*.gz
 		sleep 2
@@ -67,22 +68,27 @@ for f in ("base", "rec", "noheap", "ht"):
     if os.path.exists(p):
         sums |= {l for l in open(p) if l.startswith("checksum")}
 assert len(sums) == 1, "runs did different work"
-bw, bc = col("base", "work_wall_s"), col("base", "work_cpu_s")
-print("%-34s %12s %10s %14s %10s" % ("", "Mpairs/s", "vs none", "CPU ns/pair", "vs none"))
-print("%-34s %12.2f %10s %14.1f %10s" % ("no recorder", pairs / statistics.median(bw) / 1e6, "",
-                                          statistics.median(bc) / pairs * 1e9, ""))
+bw, bc, bt = col("base", "work_wall_s"), col("base", "work_cpu_s"), col("base", "workers_cpu_s")
+print("%-36s %9s %8s %12s %8s %14s %8s" % ("", "Mpairs/s", "vs none", "CPU ns/pair", "vs none",
+                                          "workers ns/pr", "vs none"))
+print("%-36s %9.2f %8s %12.1f %8s %14.1f" % ("no recorder", pairs / statistics.median(bw) / 1e6, "",
+                                             statistics.median(bc) / pairs * 1e9, "",
+                                             statistics.median(bt) / pairs * 1e9))
 for name, f in (("crashscope (defaults)", "rec"), ("crashscope, allocation sampling off", "noheap"),
                 ("heaptrack", "ht")):
-    w, c = col(f, "work_wall_s"), col(f, "work_cpu_s")
+    w, c, k = col(f, "work_wall_s"), col(f, "work_cpu_s"), col(f, "workers_cpu_s")
     if not w:
-        print("%-34s (not run: not installed)" % name)
+        print("%-36s (not run: not installed)" % name)
         continue
+    # per-round ratios: each run against the run without the recorder of the same round
     rw = sorted(100 * (bw[i] / w[i] - 1) for i in range(len(w)))
     rc = sorted(100 * (c[i] / bc[i] - 1) for i in range(len(c)))
-    print("%-34s %12.2f %+9.1f%% %14.1f %+9.1f%%   (throughput ratios, middle half %+.1f%%..%+.1f%%)"
+    rk = sorted(100 * (k[i] / bt[i] - 1) for i in range(len(k)))
+    print("%-36s %9.2f %+7.1f%% %12.1f %+7.1f%% %14.1f %+7.1f%%"
           % (name, pairs / statistics.median(w) / 1e6, statistics.median(rw),
              statistics.median(c) / pairs * 1e9, statistics.median(rc),
-             rw[len(rw) // 4], rw[(3 * len(rw)) // 4]))
+             statistics.median(k) / pairs * 1e9, statistics.median(rk)))
+    print("%-36s throughput middle half %+.1f%%..%+.1f%%" % ("", rw[len(rw) // 4], rw[(3 * len(rw)) // 4]))
 a = sorted(100 * (bw[i + 1] / bw[i] - 1) for i in range(len(bw) - 1))
 print("noise (each run without the recorder vs the next): median %+.1f%%, middle half %+.1f%%..%+.1f%%"
       % (statistics.median(a), a[len(a) // 4], a[(3 * len(a)) // 4]))
