@@ -21,12 +21,8 @@ static int rebuild_index(cs_heaplive *h, int cap)
     uint32_t *idx = calloc((size_t)cap, sizeof *idx);
     if (!idx)
         return -1;
-    for (int i = 0; i < h->n; i++) {
-        size_t p = cs_mix64(h->e[i].addr) & (size_t)(cap - 1);
-        while (idx[p])
-            p = (p + 1) & (size_t)(cap - 1);
-        idx[p] = (uint32_t)i + 1;
-    }
+    for (int i = 0; i < h->n; i++)
+        cs_index_put(idx, (uint64_t)cap, cs_mix64(h->e[i].addr), (uint32_t)i);
     free(h->index);
     h->index = idx;
     h->index_cap = cap;
@@ -59,10 +55,7 @@ int cs_heaplive_add(cs_heaplive *h, uint64_t addr, uint64_t serial, uint32_t sta
         rebuild_index(h, h->index_cap ? h->index_cap * 2 : 2048) != 0)
         return -1;
     h->e[h->n] = (cs_heaplive_entry){addr, serial, objects, bytes, stack};
-    size_t p = cs_mix64(addr) & (size_t)(h->index_cap - 1);
-    while (h->index[p])
-        p = (p + 1) & (size_t)(h->index_cap - 1);
-    h->index[p] = (uint32_t)h->n + 1;
+    cs_index_put(h->index, (uint64_t)h->index_cap, cs_mix64(addr), (uint32_t)h->n);
     h->n++;
     return 0;
 }

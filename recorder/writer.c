@@ -245,12 +245,8 @@ static void reset_stacks(writer *w)
     w->nstacks = kept;
     if (w->stack_index)
         memset(w->stack_index, 0, sizeof *w->stack_index * (size_t)w->index_cap);
-    for (int i = 0; i < kept; i++) {
-        size_t p = w->stacks[i].hash & (size_t)(w->index_cap - 1);
-        while (w->stack_index[p])
-            p = (p + 1) & (size_t)(w->index_cap - 1);
-        w->stack_index[p] = (uint32_t)i + 1;
-    }
+    for (int i = 0; i < kept; i++)
+        cs_index_put(w->stack_index, (uint64_t)w->index_cap, w->stacks[i].hash, (uint32_t)i);
     cs_heaplive_remap(&w->live, renum);
     for (int i = 0; i < w->lw_cap; i++)
         if (w->last_wall[i].tid)
@@ -265,12 +261,8 @@ static int grow_stack_index(writer *w)
     uint32_t *idx = calloc((size_t)cap, sizeof *idx);
     if (!idx)
         return -1;
-    for (int i = 0; i < w->nstacks; i++) {
-        size_t p = w->stacks[i].hash & (size_t)(cap - 1);
-        while (idx[p])
-            p = (p + 1) & (size_t)(cap - 1);
-        idx[p] = (uint32_t)i + 1;
-    }
+    for (int i = 0; i < w->nstacks; i++)
+        cs_index_put(idx, (uint64_t)cap, w->stacks[i].hash, (uint32_t)i);
     free(w->stack_index);
     w->stack_index = idx;
     w->index_cap = cap;
@@ -319,10 +311,7 @@ static int intern_stack(writer *w, const uint64_t *ips, int n, const cs_pyframe 
     s->npy = (uint16_t)npy;
     s->n = (uint16_t)n;
     s->hash = h;
-    size_t p = h & (size_t)(w->index_cap - 1);
-    while (w->stack_index[p])
-        p = (p + 1) & (size_t)(w->index_cap - 1);
-    w->stack_index[p] = (uint32_t)w->nstacks + 1;
+    cs_index_put(w->stack_index, (uint64_t)w->index_cap, h, (uint32_t)w->nstacks);
     return w->nstacks++;
 }
 
@@ -379,10 +368,8 @@ static int grow_agg_index(writer *w)
         return -1;
     for (int i = 0; i < w->naggs; i++) {
         agg *a = &w->aggs[i];
-        size_t p = agg_hash(a->ts, a->tid, a->kind, a->stack, a->labels) & (size_t)(cap - 1);
-        while (idx[p])
-            p = (p + 1) & (size_t)(cap - 1);
-        idx[p] = (uint32_t)i + 1;
+        cs_index_put(idx, (uint64_t)cap, agg_hash(a->ts, a->tid, a->kind, a->stack, a->labels),
+                     (uint32_t)i);
     }
     free(w->agg_index);
     w->agg_index = idx;
@@ -428,10 +415,7 @@ static agg *add_agg(writer *w, int64_t ts, int32_t tid, uint8_t kind, uint32_t s
     a->count = count;
     a->objects = a->bytes = 0;
     snprintf(a->name, sizeof a->name, "%s", name);
-    size_t p = h & (size_t)(w->agg_index_cap - 1);
-    while (w->agg_index[p])
-        p = (p + 1) & (size_t)(w->agg_index_cap - 1);
-    w->agg_index[p] = (uint32_t)w->naggs + 1;
+    cs_index_put(w->agg_index, (uint64_t)w->agg_index_cap, h, (uint32_t)w->naggs);
     return &w->aggs[w->naggs++];
 }
 
