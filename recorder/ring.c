@@ -114,7 +114,7 @@ cs_sample *cs_ring_claim_at(uint64_t *at)
     }
 }
 
-static void wake(void)
+void cs_ring_wake(void)
 {
     atomic_fetch_add(&wake_word, 1);
     syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
@@ -132,7 +132,7 @@ void cs_ring_commit(cs_sample *s)
         atomic_thread_fence(memory_order_seq_cst);
         if (atomic_load_explicit(&waiting, memory_order_relaxed)) {
             int e = errno;
-            wake();
+            cs_ring_wake();
             errno = e;
         }
     }
@@ -151,11 +151,6 @@ void cs_ring_wait(long timeout_ns)
         syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, word, &ts, NULL, 0);
     }
     atomic_store_explicit(&waiting, 0, memory_order_relaxed);
-}
-
-void cs_ring_wake(void)
-{
-    wake();
 }
 
 cs_sample *cs_ring_peek(void)

@@ -153,7 +153,6 @@ typedef struct writer {
      * from draining: compact copies (see spill), drained before the ring's. */
     unsigned char *spill;
     size_t spill_len, spill_cap;
-    cs_sample *scratch; /* one whole sample, to drain a compact copy from */
 } writer;
 
 static writer *W;
@@ -487,52 +486,50 @@ static void learn_eval_range(writer *w, const cs_symbol *sym)
 /* Takes one sample into the in-memory aggregates (may modify S). */
 static void drain_one(writer *w, cs_sample *s)
 {
-    {
-        int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
-        int stack = -1;
-        uint32_t labels = 0;
-        uint8_t kind = (uint8_t)s->kind;
-        if (kind == CS_KIND_WALL_IDLE || kind == CS_KIND_WALL_BUSY) {
-            /* cpu stacks are kept under the negated tid, wall stacks under the tid; the labels
-             * of the sample whose stack stands in come with it */
-            tidstack *t = last_wall_slot(w, kind == CS_KIND_WALL_BUSY ? -s->tid : s->tid, 0);
+    int64_t ts = (int64_t)(s->time_ns / 1000000000ull);
+    int stack = -1;
+    uint32_t labels = 0;
+    uint8_t kind = (uint8_t)s->kind;
+    if (kind == CS_KIND_WALL_IDLE || kind == CS_KIND_WALL_BUSY) {
+        /* cpu stacks are kept under the negated tid, wall stacks under the tid; the labels
+         * of the sample whose stack stands in come with it */
+        tidstack *t = last_wall_slot(w, kind == CS_KIND_WALL_BUSY ? -s->tid : s->tid, 0);
+        if (t) {
+            stack = (int)t->stack;
+            labels = t->labels;
+        }
+        kind = CS_KIND_WALL;
+    } else {
+        if (s->npy)
+            fold_eval_addresses(w, s->ips, s->nframes);
+        stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
+        s->tags[CS_TAGS_MAX] = 0;
+        labels = intern_labels(w, s->tags, s->gil);
+        if ((kind == CS_KIND_WALL || kind == CS_KIND_CPU) && stack >= 0 && s->nframes) {
+            tidstack *t = last_wall_slot(w, kind == CS_KIND_CPU ? -s->tid : s->tid, 1);
             if (t) {
-                stack = (int)t->stack;
-                labels = t->labels;
-            }
-            kind = CS_KIND_WALL;
-        } else {
-            if (s->npy)
-                fold_eval_addresses(w, s->ips, s->nframes);
-            stack = intern_stack(w, s->ips, s->nframes, s->py, s->npy);
-            s->tags[CS_TAGS_MAX] = 0;
-            labels = intern_labels(w, s->tags, s->gil);
-            if ((kind == CS_KIND_WALL || kind == CS_KIND_CPU) && stack >= 0 && s->nframes) {
-                tidstack *t = last_wall_slot(w, kind == CS_KIND_CPU ? -s->tid : s->tid, 1);
-                if (t) {
-                    t->stack = (uint32_t)stack;
-                    t->labels = labels;
-                    t->seq = ++w->seq;
-                }
+                t->stack = (uint32_t)stack;
+                t->labels = labels;
+                t->seq = ++w->seq;
             }
         }
-        if (stack >= 0) {
-            char pyname[sizeof w->aggs->name];
-            agg *a =
-                add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
-                        cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
-            if (kind == CS_KIND_ALLOC) {
-                if (a) {
-                    a->objects += s->alloc_objects;
-                    a->bytes += s->alloc_bytes;
-                }
-                if (cs_heaplive_add(&w->live, s->alloc_addr, s->alloc_serial, (uint32_t)stack,
-                                    s->alloc_objects, s->alloc_bytes) != 0)
-                    w->dropped_aggs++;
-            }
-        } else
-            w->dropped_aggs++;
     }
+    if (stack >= 0) {
+        char pyname[sizeof w->aggs->name];
+        agg *a =
+            add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
+                    cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
+        if (kind == CS_KIND_ALLOC) {
+            if (a) {
+                a->objects += s->alloc_objects;
+                a->bytes += s->alloc_bytes;
+            }
+            if (cs_heaplive_add(&w->live, s->alloc_addr, s->alloc_serial, (uint32_t)stack,
+                                s->alloc_objects, s->alloc_bytes) != 0)
+                w->dropped_aggs++;
+        }
+    } else
+        w->dropped_aggs++;
 }
 
 /* A compact copy: the sample up to its native frames, then the frames it has, then its
@@ -574,6 +571,22 @@ static void spill_ring(writer *w)
     }
 }
 
+/* The compact copy at offset AT, whole again in S; returns the offset of the next one, or 0
+ * when it is not whole (only a crash handler reading the buffer of a writer it stopped could
+ * meet one). */
+static size_t spill_unpack(const writer *w, size_t at, cs_sample *s)
+{
+    const unsigned char *o = w->spill + at;
+    if (at + SPILL_HEAD > w->spill_len)
+        return 0;
+    memcpy(s, o, SPILL_HEAD);
+    if (s->nframes > CS_MAX_FRAMES || s->npy > CS_MAX_PYFRAMES || at + spill_size(s) > w->spill_len)
+        return 0;
+    memcpy(s->ips, o + SPILL_HEAD, s->nframes * sizeof s->ips[0]);
+    memcpy(s->py, o + SPILL_HEAD + s->nframes * sizeof s->ips[0], s->npy * sizeof s->py[0]);
+    return at + spill_size(s);
+}
+
 static void spill(writer *w)
 {
     if (cs_ring_peek() && mutation_begin()) {
@@ -586,19 +599,14 @@ static void drain(writer *w)
 {
     if (!mutation_begin())
         return;
-    if (w->spill_len && (w->scratch || (w->scratch = malloc(sizeof *w->scratch)))) {
-        cs_sample *s = w->scratch;
-        unsigned k = 0;
-        for (size_t at = 0; at < w->spill_len;) {
-            if (++k % 256 == 0)
-                spill_ring(w); /* the ring keeps filling while this drains */
-            const unsigned char *o = w->spill + at;
-            memcpy(s, o, SPILL_HEAD);
-            memcpy(s->ips, o + SPILL_HEAD, s->nframes * sizeof s->ips[0]);
-            memcpy(s->py, o + SPILL_HEAD + s->nframes * sizeof s->ips[0], s->npy * sizeof s->py[0]);
-            at += spill_size(s);
-            drain_one(w, s);
-        }
+    static cs_sample one; /* writer thread only */
+    unsigned k = 0;
+    for (size_t at = 0; at < w->spill_len;) {
+        if (++k % 256 == 0)
+            spill_ring(w); /* the ring keeps filling while this drains */
+        if (!(at = spill_unpack(w, at, &one)))
+            break;
+        drain_one(w, &one);
     }
     w->spill_len = 0;
     cs_sample *s;
@@ -1160,18 +1168,8 @@ void cs_writer_dump_spilled(void (*emit)(const cs_sample *s, void *ctx), void *c
     writer *w = W;
     if (!w)
         return;
-    for (size_t at = 0; at + SPILL_HEAD <= w->spill_len;) {
-        const unsigned char *o = w->spill + at;
-        memcpy(&one, o, SPILL_HEAD);
-        if (one.nframes > CS_MAX_FRAMES || one.npy > CS_MAX_PYFRAMES ||
-            at + spill_size(&one) > w->spill_len)
-            return;
-        memcpy(one.ips, o + SPILL_HEAD, one.nframes * sizeof one.ips[0]);
-        memcpy(one.py, o + SPILL_HEAD + one.nframes * sizeof one.ips[0],
-               one.npy * sizeof one.py[0]);
-        at += spill_size(&one);
+    for (size_t at = 0; at < w->spill_len && (at = spill_unpack(w, at, &one));)
         emit(&one, ctx);
-    }
 }
 
 static void *writer_main(void *arg)
@@ -1267,8 +1265,7 @@ void cs_writer_stop(const char *reason, int timeout_ms)
     pthread_mutex_lock(&w->mu);
     w->end_reason = reason;
     w->stop = 1;
-    pthread_cond_broadcast(&w->cv);
-    cs_ring_wake();
+    cs_ring_wake(); /* the writer sleeps on the ring, not on the condition variable */
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += timeout_ms / 1000;
