@@ -210,9 +210,8 @@ static void json_registers(FILE *out, const char *regs)
     fputc('}', out);
 }
 
-/* The process timeline before the crash: one line per second, counters as differences. */
-/* A difference of counter F between rows R and P, right-aligned in WIDTH: "-" on the first
- * row (no second before it in the window) or when either side is unknown. */
+/* The difference R - P of a counter, right-aligned in WIDTH: "-" on the first row (no second
+ * before it in the window) or when either side is unknown. */
 static const char *delta(char *buf, size_t len, int width, int64_t r, int64_t p, int have_p)
 {
     if (!have_p || r < 0 || p < 0)
@@ -220,6 +219,12 @@ static const char *delta(char *buf, size_t len, int width, int64_t r, int64_t p,
     else
         snprintf(buf, len, "%*" PRId64, width, r - p);
     return buf;
+}
+
+/* User + system CPU of a timeline row, -1 when either is unknown. */
+static int64_t cpu_ms(const cs_timeline_row *r)
+{
+    return r->cpu_user_ms >= 0 && r->cpu_system_ms >= 0 ? r->cpu_user_ms + r->cpu_system_ms : -1;
 }
 
 /* The process timeline before the crash: one line per second, counters as differences; then,
@@ -241,15 +246,9 @@ static void text_timeline(FILE *out, const cs_timeline_row *t, int n, const char
             snprintf(heap, sizeof heap, "%9.1f", (double)r->heap_live_bytes / 1048576.0);
         else
             snprintf(heap, sizeof heap, "%9s", "-");
-        int64_t cpu = r->cpu_user_ms >= 0 && r->cpu_system_ms >= 0
-                          ? r->cpu_user_ms + r->cpu_system_ms
-                          : -1,
-                cpu_p = p->cpu_user_ms >= 0 && p->cpu_system_ms >= 0
-                            ? p->cpu_user_ms + p->cpu_system_ms
-                            : -1;
         fprintf(out, "  %s %9.1f %9.1f %s %8" PRId64 " %s %s %5" PRId64 " %s %s %s %s %s\n", hms,
                 (double)r->rss_kb / 1024.0, (double)r->peak_rss_kb / 1024.0,
-                delta(d[0], sizeof d[0], 7, cpu, cpu_p, i > 0), r->threads,
+                delta(d[0], sizeof d[0], 7, cpu_ms(r), cpu_ms(p), i > 0), r->threads,
                 delta(d[1], sizeof d[1], 5, r->threads_created, p->threads_created, i > 0),
                 delta(d[2], sizeof d[2], 5, r->threads_exited, p->threads_exited, i > 0), r->fds,
                 delta(d[3], sizeof d[3], 7, r->minor_faults, p->minor_faults, i > 0),
