@@ -118,6 +118,17 @@ void cs_db_set_error(cs_db *db, const char *what)
     snprintf(db->err, sizeof db->err, "%s: %s", what, db->h ? sqlite3_errmsg(db->h) : "no db");
 }
 
+int cs_db_run(cs_db *db, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        cs_db_set_error(db, what);
+        return -1;
+    }
+    return 0;
+}
+
 const char *cs_db_error(cs_db *db)
 {
     return db->err;

@@ -35,5 +35,8 @@ struct cs_db {
 sqlite3_stmt *cs_db_stmt(cs_db *db, int which);
 int cs_db_exec(cs_db *db, const char *sql);
 void cs_db_set_error(cs_db *db, const char *what);
+/* Runs a cached statement ST (from cs_db_stmt) once and resets it: 0, or -1 with the error
+ * set as WHAT. */
+int cs_db_run(cs_db *db, sqlite3_stmt *st, const char *what);
 
 #endif

@@ -27,13 +27,7 @@ int cs_db_timeline_add(cs_db *db, int64_t process_id, int64_t ts, const cs_timel
                          r->heap_live_bytes};
     for (int i = 0; i < (int)(sizeof v / sizeof v[0]); i++)
         sqlite3_bind_int64(st, i + 1, v[i]);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        cs_db_set_error(db, "timeline");
-        return -1;
-    }
-    return 0;
+    return cs_db_run(db, st, "timeline");
 }
 
 int cs_db_timeline(cs_db *db, int64_t process_id, int64_t from, int64_t until,

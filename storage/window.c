@@ -12,17 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int done(cs_db *db, sqlite3_stmt *st, const char *what)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        cs_db_set_error(db, what);
-        return -1;
-    }
-    return 0;
-}
-
 static int64_t returning_id(cs_db *db, sqlite3_stmt *st, const char *what)
 {
     int64_t id = -1;
@@ -83,7 +72,7 @@ int cs_db_process_seen(cs_db *db, int64_t process_id, int64_t now_s)
         return -1;
     sqlite3_bind_int64(st, 1, now_s);
     sqlite3_bind_int64(st, 2, process_id);
-    return done(db, st, "update process");
+    return cs_db_run(db, st, "update process");
 }
 
 int cs_db_process_end(cs_db *db, int64_t process_id, int64_t now_ns, const char *reason)
@@ -95,7 +84,7 @@ int cs_db_process_end(cs_db *db, int64_t process_id, int64_t now_ns, const char 
     sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now_ns);
     sqlite3_bind_int64(st, 4, process_id);
-    return done(db, st, "end process");
+    return cs_db_run(db, st, "end process");
 }
 
 int64_t cs_db_module_id(cs_db *db, const char *path, const char *build_id)
@@ -154,7 +143,7 @@ int cs_db_frames_touch(cs_db *db, const int64_t *ids, int n, int64_t now_s)
             return -1;
         sqlite3_bind_int64(st, 1, now_s);
         sqlite3_bind_int64(st, 2, ids[i]);
-        if (done(db, st, "touch frame") != 0)
+        if (cs_db_run(db, st, "touch frame") != 0)
             return -1;
     }
     return 0;
@@ -210,7 +199,7 @@ int cs_db_sample_add(cs_db *db, int64_t process_id, int pid, int64_t ts, int tid
     sqlite3_bind_int64(st, 8, count);
     sqlite3_bind_int64(st, 9, value);
     sqlite3_bind_text(st, 10, labels && *labels ? labels : NULL, -1, SQLITE_STATIC);
-    return done(db, st, "insert sample");
+    return cs_db_run(db, st, "insert sample");
 }
 
 int cs_db_snapshot_clear(cs_db *db, int64_t process_id, int64_t ts)
@@ -220,7 +209,7 @@ int cs_db_snapshot_clear(cs_db *db, int64_t process_id, int64_t ts)
         return -1;
     sqlite3_bind_int64(st, 1, process_id);
     sqlite3_bind_int64(st, 2, ts);
-    return done(db, st, "clear snapshot");
+    return cs_db_run(db, st, "clear snapshot");
 }
 
 int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
@@ -229,12 +218,12 @@ int cs_db_trim(cs_db *db, int64_t oldest_ts, int gc, int64_t gc_before_s)
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, oldest_ts);
-    if (done(db, st, "trim samples") != 0)
+    if (cs_db_run(db, st, "trim samples") != 0)
         return -1;
     if (!(st = cs_db_stmt(db, ST_TRIM_TIMELINE)))
         return -1;
     sqlite3_bind_int64(st, 1, oldest_ts);
-    if (done(db, st, "trim timeline") != 0)
+    if (cs_db_run(db, st, "trim timeline") != 0)
         return -1;
     if (!gc)
         return 0;
