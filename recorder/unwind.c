@@ -9,6 +9,10 @@
  *    only the interrupted instruction: the module being unmapped may be in the snapshot.
  * 3. A fault while reading a torn stack is caught by the fatal-signal handler, which jumps
  *    back here (sigsetjmp per unwind), so a bad frame costs the sample, never the program.
+ * 4. sigprocmask is interposed: libunwind blocks every signal around its unwind-table search
+ *    (two system calls per frame it has not cached; a sample in a large function such as
+ *    Python's evaluation loop always has one), which is of no use under 1-3 and cost most of
+ *    a sample on a VM. Inside our unwinds the call does nothing; elsewhere it is glibc's.
  * Must never allocate, lock or call the real dl_iterate_phdr from a handler.
  */
 #include "unwind.h"
@@ -20,6 +24,7 @@
 #include <libunwind.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -177,6 +182,22 @@ CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), 
     reading_snap = 0;
     atomic_fetch_sub(&snap_readers[idx], 1);
     return ret;
+}
+
+/* libunwind masks signals so that a handler on the same thread cannot re-enter its global
+ * cache lock or the loader's lock. Neither can happen inside our unwinds: the cache is per
+ * thread, dl_iterate_phdr walks our snapshot, and a handler that interrupts an unwind does
+ * not unwind (in_unwind). Elsewhere: exactly glibc's sigprocmask (pthread_sigmask with the
+ * error in errno). */
+CS_PUBLIC int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (in_unwind)
+        return 0; /* libunwind passes what it gets in OLD back to us, here too */
+    int rc = pthread_sigmask(how, set, old);
+    if (rc == 0)
+        return 0;
+    errno = rc;
+    return -1;
 }
 
 void cs_unwind_each_module(void (*cb)(const struct dl_phdr_info *m, void *ctx), void *ctx)
