@@ -165,8 +165,12 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
             uint32_t wt = atomic_load_explicit(&t->wall_weight, memory_order_relaxed);
             s->count = wt ? wt : 1u;
         }
-        prctl(PR_GET_NAME, s->thread_name, 0, 0, 0);
-        memcpy(t->name, s->thread_name, sizeof t->name);
+        if (s->time_ns - t->name_ns >= 1000000000ull) {
+            prctl(PR_GET_NAME, t->name, 0, 0, 0); /* a program's prctl(PR_SET_NAME) shows */
+            t->name_ns = s->time_ns;
+        }
+        memcpy(s->thread_name, t->name, sizeof s->thread_name);
+        s->thread_name[sizeof s->thread_name - 1] = 0;
         s->nframes = (uint16_t)cs_unwind_signal_context(ucv, s->ips, CS_MAX_FRAMES);
         s->npy = (uint16_t)cs_sampler_python_stack(s->py, CS_MAX_PYFRAMES);
         s->gil = (int16_t)(s->npy ? cs_python_holds_gil() : -1);

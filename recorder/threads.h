@@ -33,6 +33,9 @@ typedef struct cs_thread {
     _Atomic int have_cpu_stack;
     uint64_t cpu_ns_at_tick; /* the wall ticker's own bookkeeping */
     char name[16];
+    /* CLOCK_REALTIME of the sampling handler's last look at the OS name: a system call costs
+     * ~1 us on a VM, so it looks once a second (pthread_setname_np updates NAME at once) */
+    uint64_t name_ns;
     pthread_t pthread;
     void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
     size_t altstack_size;

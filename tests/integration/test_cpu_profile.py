@@ -1,12 +1,13 @@
 """A CPU-bound program with a known hot function, recorded at 100 Hz for 5 s: the cpu
 profile has >= 400 samples, the hot function holds >= 80% of them, the exported pprof is read
-by `go tool pprof` with the hot function on top, the program's exit status passes through."""
+by `go tool pprof` with the hot function on top, the program's exit status passes through.
+The program renames itself with prctl half way: the samples after it carry the new name."""
 import os
 from harness import *
 
 d = tmpdir()
 db = os.path.join(d, "cpu.db")
-st, out, err = record([prog("hot"), "5"], db, timeout=30, CRASHSCOPE_CPU_HZ=100)
+st, out, err = record([prog("hot"), "5", "cpu", "hot-renamed"], db, timeout=30, CRASHSCOPE_CPU_HZ=100)
 check(st == 3, "crashscope run exits with the program's status (3), got %r" % st)
 check(err.count("crashscope: recording") == 1 and db in err,
       "one line says where the data goes: %r" % err.strip()[:200])
@@ -17,6 +18,12 @@ check(frac >= 0.80, "hot_function holds >= 80%% of cpu samples (got %.1f%%)" % (
 top = max(rows, key=lambda r: r[0])
 check(top[1][0] == "hot_function" and "main" in top[1],
       "the hottest stack is main -> hot_function, innermost first: %s" % top[1][:6])
+# the handler looks at the OS name once a second: ~2.5 s of samples under each name
+names = {}
+for r in rows:
+    names[r[3]] = names.get(r[3], 0) + r[0]
+check(set(names) == {"hot", "hot-renamed"} and min(names.values()) >= 100,
+      "samples before the prctl rename carry the old name, after it the new one: %r" % names)
 proc = query(db, "SELECT app_name, end_reason, cpu_hz FROM processes")
 check(proc == [("hot", "exit", 100)], "process row: app name, normal exit, rate: %r" % proc)
 
