@@ -52,6 +52,9 @@ typedef struct cs_sample {
 
 /* Returns 0, or -1 if the ring could not be mapped. Idempotent. */
 int cs_ring_init(void);
+/* Maps every page of the ring in (normal context; the consumer's thread), so that producers
+ * take no page faults; the memory it holds is that of a ring that has gone round once. */
+void cs_ring_populate(void);
 /* Forgets every queued sample: the child of a fork must not write its parent's samples. */
 void cs_ring_reset(void);
 

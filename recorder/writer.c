@@ -142,6 +142,8 @@ typedef struct writer {
     int nlabels, cap_labels;
 
     int64_t last_flush_s;
+    int64_t started_s;    /* when this writer started (a fork child's: when it did) */
+    int ring_populated;   /* see cs_ring_populate: done once the process has lived 2 s */
     int64_t caches_since; /* when the frame-id caches were last emptied */
     unsigned flushes;
     uint64_t dropped_aggs;
@@ -1176,6 +1178,8 @@ static void *writer_main(void *arg)
 {
     writer *w = arg;
     prctl(PR_SET_NAME, "crashscope-db", 0, 0, 0);
+    w->started_s = now_s();
+    w->ring_populated = 0;
     cs_heap_ignore_thread(); /* SQLite's allocations are ours, not the program's */
     pthread_mutex_lock(&w->mu);
     if (!w->sym) /* under the fork lock: it reads the loader's module list (see below) */
@@ -1207,6 +1211,12 @@ static void *writer_main(void *arg)
         if (s != w->last_flush_s && w->sym) {
             w->last_flush_s = s;
             flush(w, 0);
+            /* not at once: a short-lived process (a shell loop's) would pay for 9 MiB of
+             * pages it never uses */
+            if (!w->ring_populated && s - w->started_s >= 2) {
+                cs_ring_populate();
+                w->ring_populated = 1;
+            }
         }
         pthread_mutex_lock(&w->mu);
     }
