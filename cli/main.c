@@ -52,7 +52,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    cs_push_global_init(); /* libcurl's global init, before any thread */
+    /* No libcurl here: it is loaded by the first upload (uploader/http.c); the CLI never
+     * starts a thread, so its global init may come then. */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -7,10 +7,15 @@
  * more than CS_HTTP_BODY_CAP bytes of a response, run past the timeouts it is given, or use
  * signals for timeouts (CURLOPT_NOSIGNAL: SIGALRM-based DNS timeouts are not safe in a
  * multi-threaded process).
+ *
+ * libcurl is loaded with dlopen at the first request, not linked: it brings some thirty
+ * libraries (TLS, Kerberos, LDAP, SSH) whose loading and constructors cost ~15 ms of CPU at
+ * every start of `crashscope`, and most commands (`run`, `inspect`, `export`) never upload.
  */
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,10 +25,62 @@
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_init_rc = -1;
 
+static char g_init_error[CS_HTTP_ERROR_LEN];
+
+/* The libcurl functions used here, from the library loaded at the first request. */
+static struct {
+    CURLcode (*global_init)(long);
+    const char *(*easy_strerror)(CURLcode);
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    void (*easy_cleanup)(CURL *);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} lc;
+
+static int load_curl(void)
+{
+    /* Debian's libcurl4 (OpenSSL), then the GnuTLS build: the same ABI. */
+    static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
+    void *h = NULL;
+    for (size_t i = 0; !h && i < sizeof names / sizeof names[0]; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(g_init_error, sizeof g_init_error,
+                 "cannot load libcurl (libcurl.so.4, Debian package libcurl4): uploads need it");
+        return -1;
+    }
+    struct {
+        void *dst;
+        const char *name;
+    } want[] = {
+        {&lc.global_init, "curl_global_init"},       {&lc.easy_strerror, "curl_easy_strerror"},
+        {&lc.easy_init, "curl_easy_init"},           {&lc.easy_setopt, "curl_easy_setopt"},
+        {&lc.easy_perform, "curl_easy_perform"},     {&lc.easy_getinfo, "curl_easy_getinfo"},
+        {&lc.easy_cleanup, "curl_easy_cleanup"},     {&lc.slist_append, "curl_slist_append"},
+        {&lc.slist_free_all, "curl_slist_free_all"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        void *f = dlsym(h, want[i].name);
+        if (!f) {
+            snprintf(g_init_error, sizeof g_init_error, "the libcurl found lacks %s", want[i].name);
+            return -1; /* left loaded: harmless, and dlclose of TLS libraries is not */
+        }
+        memcpy(want[i].dst, &f, sizeof f); /* object to function pointer, as POSIX allows */
+    }
+    return 0;
+}
+
 static void global_init_once(void)
 {
+    if (load_curl() != 0)
+        return;
     /* CURL_GLOBAL_DEFAULT initialises the TLS library too; done once for the whole process. */
-    g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    g_init_rc = lc.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+    if (g_init_rc != 0)
+        snprintf(g_init_error, sizeof g_init_error, "libcurl global initialisation failed");
 }
 
 int cs_http_global_init(void)
@@ -80,7 +137,7 @@ static int is_config_error(CURLcode c)
 
 static void set_error(cs_http_response *rs, CURLcode c, const char *errbuf)
 {
-    const char *text = (errbuf && errbuf[0]) ? errbuf : curl_easy_strerror(c);
+    const char *text = (errbuf && errbuf[0]) ? errbuf : lc.easy_strerror(c);
     snprintf(rs->error, sizeof rs->error, "%s (curl error %d)", text, (int)c);
 }
 
@@ -93,11 +150,11 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
         return -1;
     }
     if (cs_http_global_init() != 0) {
-        snprintf(rs->error, sizeof rs->error, "libcurl global initialisation failed");
+        snprintf(rs->error, sizeof rs->error, "%s", g_init_error);
         return -1;
     }
 
-    CURL *h = curl_easy_init();
+    CURL *h = lc.easy_init();
     if (!h) {
         snprintf(rs->error, sizeof rs->error, "libcurl: cannot create a handle (out of memory?)");
         return -1;
@@ -110,7 +167,7 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
 
     /* "Expect:" turns off `Expect: 100-continue`, which curl adds for bodies over 1 MiB and
      * which costs a second of waiting against servers that do not answer it. */
-    struct curl_slist *t = curl_slist_append(NULL, "Expect:");
+    struct curl_slist *t = lc.slist_append(NULL, "Expect:");
     if (!t) {
         c = CURLE_OUT_OF_MEMORY;
         goto done;
@@ -119,7 +176,7 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
     for (size_t i = 0; i < rq->nheaders; i++) {
         if (!rq->headers[i])
             continue;
-        t = curl_slist_append(hdrs, rq->headers[i]);
+        t = lc.slist_append(hdrs, rq->headers[i]);
         if (!t) {
             c = CURLE_OUT_OF_MEMORY;
             goto done;
@@ -131,7 +188,7 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
  * break the guarantees above. */
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
-        if ((c = curl_easy_setopt(h, opt, val)) != CURLE_OK)                                       \
+        if ((c = lc.easy_setopt(h, opt, val)) != CURLE_OK)                                         \
             goto done;                                                                             \
     } while (0)
 
@@ -165,9 +222,9 @@ int cs_http_post(const cs_http_request *rq, cs_http_response *rs)
     }
 #undef SETOPT
 
-    c = curl_easy_perform(h);
+    c = lc.easy_perform(h);
     long status = 0;
-    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+    if (lc.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
         status = 0;
     /* With 100-continue off, a status below 200 cannot be final; treat it as none. */
     rs->status = status >= 200 ? status : 0;
@@ -182,8 +239,8 @@ done:
         if (is_config_error(c))
             rs->config_error = 1;
     }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
+    lc.easy_cleanup(h);
+    lc.slist_free_all(hdrs);
     /* A status that arrived counts even when the rest of the transfer failed (a timeout while
      * reading the body, say): the server has decided. */
     return rs->status ? 0 : -1;

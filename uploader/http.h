@@ -46,8 +46,9 @@ typedef struct cs_http_response {
     size_t body_len;
 } cs_http_response;
 
-/* curl_global_init, once. Not thread-safe on every libcurl: call from main before threads.
- * Returns 0 or -1. Calling it again is harmless. */
+/* Loads libcurl (dlopen) and runs curl_global_init, once; cs_http_post does it when it has
+ * not been done. curl_global_init is not thread-safe on every libcurl: a program with threads
+ * calls this from main before starting them. Returns 0 or -1. Calling it again is harmless. */
 int cs_http_global_init(void);
 
 /* POSTs the request. Returns 0 when an HTTP response arrived (any status, see rs->status),

@@ -56,8 +56,8 @@ typedef struct cs_send_result {
                          * work */
 } cs_send_result;
 
-/* Initialises libcurl once (curl_global_init is not thread-safe: call from main before
- * threads). Returns 0, or -1 if libcurl could not be initialised. */
+/* Loads and initialises libcurl once (see cs_http_global_init; the first send does it too).
+ * Returns 0, or -1 if libcurl could not be loaded or initialised. */
 int cs_push_global_init(void);
 
 /* Sends one profile. LABELS are the series labels: must contain "__name__" (e.g.
