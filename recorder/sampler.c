@@ -327,6 +327,7 @@ static void *ticker_main(void *arg)
         if (atomic_load(&ticker_stop))
             break;
         stride = wall_tick(&rr, stride) > 0 ? 1 : WALL_STRIDE_MAX;
+        cs_selftime_mark(CS_ST_TICKER);
         /* After a stall (suspended process, overloaded machine) do not fire a burst. */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -1217,10 +1217,12 @@ static void *writer_main(void *arg)
                 cs_ring_populate();
                 w->ring_populated = 1;
             }
+            cs_selftime_mark(CS_ST_WRITER);
         }
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
+    cs_selftime_end(CS_ST_WRITER); /* the final flush is part of stopping, not steady */
     drain(w);
     if (w->sym)
         flush(w, 1);

@@ -73,6 +73,19 @@ check(st == 3 and m and err.count("self time over") == 1,  # hot's own exit stat
 if m:
     check(int(m.group(3)) >= 50 and float(m.group(4)) > 0 and float(m.group(6)) < 1000 * float(m.group(1)),
           "with the handler's samples (%s) and the writer's time (%s ms)" % (m.group(3), m.group(4)))
+    check("self time after" not in err, "a 1 s run has no steady part to report")
+# Past the first 3 s the steady part is said too: per second, without the start-up costs.
+st, out, err = record([prog("hot"), "6", "wall"], os.path.join(d, "self6.db"),
+                      CRASHSCOPE_SELF_TIME="1")
+m = re.search(r"self time after the first 3 s \(([0-9.]+) s\): sampling handler ([0-9.]+) ms/s.*"
+              r"writer thread ([0-9.]+) ms/s, wall ticker ([0-9.]+) ms/s; in all ([0-9.]+)%", err)
+check(st == 3 and m and 1.5 <= float(m.group(1)) <= 4.0,
+      "a 6 s run says its steady part, its last 2-3 s (%r)" % err.strip()[-300:])
+if m:
+    check(float(m.group(2)) > 0 and float(m.group(3)) > 0 and float(m.group(4)) > 0
+          and float(m.group(5)) < 100,
+          "handler, writer and ticker each cost something there (%s, %s, %s ms/s)"
+          % (m.group(2), m.group(3), m.group(4)))
 st, out, err = record([prog("hot"), "1"], os.path.join(d, "self.db"))
 check(st == 3 and "self time" not in err, "and says nothing without it")
 st, out, err = run([CRASHSCOPE, "frobnicate"])
