@@ -41,9 +41,11 @@
  * (a Python thread from its start to time.sleep uses more). */
 #define IDLE_CPU_NS 25000ull
 
-/* At most this many ticks between two wake-ups of the ticker; one as soon as a thread ran a
- * little (neither waiting nor busy), whose stack only a signal can tell. */
-#define WALL_STRIDE_MAX 8
+/* At most this many ticks between two wake-ups of the ticker (~165 ms at 97 Hz: a wake-up
+ * costs 40-80 us of kernel time on a virtual machine, so 12 a second were ~1 ms/s); one as
+ * soon as a thread ran a little (neither waiting nor busy), whose stack only a signal can
+ * tell. */
+#define WALL_STRIDE_MAX 16
 
 static int sample_sig = -1;
 static int cpu_hz, wall_hz;

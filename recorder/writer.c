@@ -45,9 +45,10 @@
 #define MAX_AGGS   200000
 /* The writer drains at least this often (and at once when the ring is a quarter full): the
  * module snapshot that handlers unwind with is refreshed then too, so a module dlopen'ed
- * since is unwound through within this. Each wake-up of a thread costs ~40 us of kernel time
- * on a virtual machine: 10 a second were a tenth of the recorder's cost on a busy program. */
-#define DRAIN_PERIOD_NS 250000000L
+ * since is unwound through within this. Each wake-up of a thread costs 40-80 us of kernel
+ * time on a virtual machine: 10 a second were a tenth of the recorder's cost on a busy
+ * program; 2-3 now (the ring's quarter-fill wake-up keeps a fast producer from filling it). */
+#define DRAIN_PERIOD_NS 500000000L
 
 typedef struct stack_ent {
     uint64_t hash;
