@@ -25,7 +25,8 @@ typedef struct cs_thread {
     _Atomic pid_t tid;
     timer_t cpu_timer;
     int has_timer;
-    /* written by the sampling handler of this thread, read by the wall ticker */
+    /* written by the sampling handler of this thread, read by the wall ticker: the thread's
+     * CPU time just after its last wall sample */
     _Atomic uint64_t cpu_ns_after_sample;
     _Atomic uint32_t wall_sent, wall_done;
     _Atomic uint32_t wall_weight; /* wall ticks the requested wall sample stands for */
