@@ -184,14 +184,35 @@ CS_PUBLIC int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), 
     return ret;
 }
 
+/* libunwind's own code, where its calls to sigprocmask come from (set once at start). */
+static uintptr_t unw_text_lo, unw_text_hi;
+
+static int find_unw_text(struct dl_phdr_info *m, size_t size, void *base)
+{
+    (void)size;
+    if ((void *)m->dlpi_addr != base)
+        return 0;
+    for (int i = 0; i < m->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &m->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            unw_text_lo = m->dlpi_addr + ph->p_vaddr;
+            unw_text_hi = unw_text_lo + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 1;
+}
+
 /* libunwind masks signals so that a handler on the same thread cannot re-enter its global
  * cache lock or the loader's lock. Neither can happen inside our unwinds: the cache is per
  * thread, dl_iterate_phdr walks our snapshot, and a handler that interrupts an unwind does
- * not unwind (in_unwind). Elsewhere: exactly glibc's sigprocmask (pthread_sigmask with the
- * error in errno). */
+ * not unwind (in_unwind). Only libunwind's calls during our unwinds are skipped: a program's
+ * signal handler that runs meanwhile on this thread gets the real thing. Elsewhere: exactly
+ * glibc's sigprocmask (pthread_sigmask with the error in errno). */
 CS_PUBLIC int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-    if (in_unwind)
+    uintptr_t from = (uintptr_t)__builtin_return_address(0);
+    if (in_unwind && from >= unw_text_lo && from < unw_text_hi)
         return 0; /* libunwind passes what it gets in OLD back to us, here too */
     int rc = pthread_sigmask(how, set, old);
     if (rc == 0)
@@ -238,6 +259,9 @@ int cs_unwind_init(void)
     unw.step = (step_fn)dlsym(h, "_ULx86_64_step");
     unw.get_reg = (get_reg_fn)dlsym(h, "_ULx86_64_get_reg");
     unw.backtrace = (backtrace_fn)dlsym(h, "unw_backtrace");
+    Dl_info di;
+    if (unw.step && dladdr((void *)unw.step, &di) && di.dli_fbase && real_iterate)
+        real_iterate(find_unw_text, di.dli_fbase);
     caching_fn caching = (caching_fn)dlsym(h, "_ULx86_64_set_caching_policy");
     unw_addr_space_t *as = dlsym(h, "_ULx86_64_local_addr_space");
     if (!unw.init_local2 || !unw.step || !unw.get_reg || !caching || !as || !real_iterate)

@@ -1,5 +1,6 @@
 """Signals: a daemon-style program that resets every signal to the default while being sampled
 is not killed by the recorder's signal, and sigaction() reports exactly what the program set;
+a program's handler that interrupts the recorder's unwinder still gets a working sigprocmask;
 a program that segfaults dies of SIGSEGV exactly as without the recorder."""
 import os
 import signal
@@ -13,6 +14,15 @@ check(st == 0 and "survived" in out, "resetting every signal does not kill the p
       % (st, err.strip()[-200:]))
 total = sum(r[0] for r in stacks(db, "cpu"))
 check(total > 500, "sampling went on after the reset (%d cpu samples)" % total)
+
+# The recorder skips libunwind's signal masking inside its own unwinds: a handler of the
+# program's that runs meanwhile (here ~12,000 times while the thread allocates, each allocation
+# sampled and unwound) must still get a sigprocmask that works.
+st, out, err = record([prog("signal_reset"), "nested"], os.path.join(d, "nested.db"), timeout=60,
+                      CRASHSCOPE_HEAP_SAMPLE_BYTES=256)
+check(st == 0 and " 0 wrong masks" in out,
+      "a program's handler interrupting crashscope's unwinder gets a working sigprocmask: %s %s"
+      % (out.strip(), err.strip()[-200:]))
 
 segv = "import ctypes; ctypes.string_at(0)"
 plain = run(["/usr/bin/python3", "-c", segv], timeout=30)

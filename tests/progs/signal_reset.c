@@ -2,12 +2,18 @@
  * all of them, then burns CPU for 2 s. Under the recorder this must still exit 0: the
  * recorder's own signals must survive the reset. Also checks that sigaction reports back
  * exactly what the program set, and that sigprocmask (which the recorder interposes for its
- * unwinder) blocks, reports and unblocks as glibc's does, errors included. */
+ * unwinder) blocks, reports and unblocks as glibc's does, errors included.
+ * "signal_reset nested": instead, a handler of the program's that uses sigprocmask interrupts
+ * the main thread over and over while it allocates (under a small CRASHSCOPE_HEAP_SAMPLE_BYTES
+ * much of its time is inside crashscope's unwinder): every call must take effect. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile double sink;
 static volatile sig_atomic_t got_usr1;
@@ -48,8 +54,68 @@ static int check_sigprocmask(void)
     return 0;
 }
 
-int main(void)
+static volatile sig_atomic_t nested_bad, nested_seen, nested_done;
+
+static void on_usr1_mask(int sig)
 {
+    (void)sig;
+    sigset_t u2, cur;
+    sigemptyset(&u2);
+    sigaddset(&u2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &u2, NULL);
+    if (sigprocmask(SIG_BLOCK, NULL, &cur) != 0 || !sigismember(&cur, SIGUSR2))
+        nested_bad++;
+    sigprocmask(SIG_UNBLOCK, &u2, NULL);
+    if (sigprocmask(SIG_BLOCK, NULL, &cur) != 0 || sigismember(&cur, SIGUSR2))
+        nested_bad++;
+    nested_seen++;
+}
+
+static void *pester(void *arg)
+{
+    pthread_t target = *(pthread_t *)arg;
+    while (!nested_done) {
+        pthread_kill(target, SIGUSR1);
+        usleep(20);
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static void *allocate(size_t n)
+{
+    return malloc(n);
+}
+
+static int nested(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1_mask;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t self = pthread_self(), p;
+    pthread_create(&p, NULL, pester, &self);
+    struct timespec st, n;
+    clock_gettime(CLOCK_MONOTONIC, &st);
+    unsigned long i = 0;
+    do {
+        for (int k = 0; k < 1000; k++, i++) {
+            void *b = allocate(64 + i % 512);
+            free(b);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &n);
+    } while ((n.tv_sec - st.tv_sec) + (n.tv_nsec - st.tv_nsec) / 1e9 < 2);
+    nested_done = 1;
+    pthread_join(p, NULL);
+    printf("nested: %d handler runs, %d wrong masks, %lu allocations\n", (int)nested_seen,
+           (int)nested_bad, i);
+    return nested_bad == 0 && nested_seen >= 1000 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "nested"))
+        return nested();
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
     sigset_t none;
