@@ -12,7 +12,7 @@
  * 4. sigprocmask is interposed: libunwind blocks every signal around its unwind-table search
  *    (two system calls per frame it has not cached; a sample in a large function such as
  *    Python's evaluation loop always has one), which is of no use under 1-3 and cost most of
- *    a sample on a VM. Inside our unwinds the call does nothing; elsewhere it is glibc's.
+ *    a sample on a VM. libunwind's calls inside our unwinds do nothing; all others are glibc's.
  * Must never allocate, lock or call the real dl_iterate_phdr from a handler.
  */
 #include "unwind.h"
