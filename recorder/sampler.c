@@ -10,9 +10,9 @@
  * no thread needs a signal (every one waits, or runs and has CPU samples that show where),
  * it wakes every WALL_STRIDE_MAX ticks and counts the ticks it slept over: a waiting thread's
  * stack is the same for all of them, and a busy thread's wall samples then take its latest
- * cpu stack every ~80 ms instead of every ~10 (spreading them over the cpu stacks in between,
+ * cpu stack every ~165 ms instead of every ~10 (spreading them over the cpu stacks in between,
  * tried, cost the writer more in database rows than the ticker saved). On this VM each
- * wake-up cost ~40 us of kernel time: 0.4% of a core at 97 Hz, ~0.1% at 12 a second.
+ * wake-up costs 40-85 us of kernel time: 0.4-0.8% of a core at 97 Hz, ~0.05% at 6 a second.
  */
 #include "sampler.h"
 

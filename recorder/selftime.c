@@ -43,12 +43,10 @@ void cs_selftime_init(void)
     for (int i = 0; i < CS_ST_N; i++) {
         atomic_store(&spent_ns[i], 0);
         atomic_store(&count[i], 0);
-    }
-    atomic_store(&reported, 0);
-    for (int i = 0; i < CS_ST_N; i++) {
         atomic_store(&mark_at[i], 0);
         atomic_store(&end_at[i], 0);
     }
+    atomic_store(&reported, 0);
     started_ns = mono_ns();
     atomic_store(&cs_selftime_on, v && !strcmp(v, "1"));
 }
