@@ -18,6 +18,9 @@ void cs_heap_after_fork_child(void);
 
 /* Whether the sampled block at ADDR recorded with SERIAL is still allocated. Any thread. */
 int cs_heap_is_live(uint64_t addr, uint64_t serial);
+/* What a sampled block of SIZE bytes stands for: OBJECTS allocations of BYTES bytes in all
+ * (unbiased estimates at the interval in force). */
+void cs_heap_weigh(uint64_t size, double *objects, double *bytes);
 /* Sampled allocations that found no room in the live table (never recorded). */
 uint64_t cs_heap_dropped(void);
 

@@ -42,7 +42,7 @@ typedef struct cs_sample {
     uint32_t count; /* samples this record stands for (CPU timer overruns + 1) */
     char thread_name[16];
     uint64_t alloc_addr, alloc_serial; /* CS_KIND_ALLOC: the block and its live-table serial */
-    double alloc_objects, alloc_bytes; /* and the allocations and bytes it stands for */
+    uint64_t alloc_size;               /* and its size (cs_heap_weigh: what it stands for) */
     uint16_t npy;                      /* Python frames, innermost first (0: none or not Python) */
     int16_t gil;                       /* 1 holds the GIL, 0 does not, -1 unknown or not Python */
     char tags[CS_TAGS_MAX + 1];        /* the thread's tags, "k=v,k=v" */
@@ -67,6 +67,8 @@ cs_sample *cs_ring_claim(void);
 cs_sample *cs_ring_claim_at(uint64_t *at);
 void cs_ring_commit(cs_sample *s);
 
+/* Samples claimed since the start (or the last reset): how busy the producers are. */
+size_t cs_ring_produced(void);
 /* Consumer side: sleeps until a producer has filled a quarter of the ring, cs_ring_wake is
  * called, or TIMEOUT_NS pass (a signal may end it sooner). */
 void cs_ring_wait(long timeout_ns);
