@@ -126,6 +126,11 @@ cs_sample *cs_ring_claim_at(uint64_t *at)
     }
 }
 
+size_t cs_ring_produced(void)
+{
+    return atomic_load_explicit(&head, memory_order_relaxed);
+}
+
 void cs_ring_wake(void)
 {
     atomic_fetch_add(&wake_word, 1);

@@ -49,6 +49,8 @@
  * time on a virtual machine: 10 a second were a tenth of the recorder's cost on a busy
  * program; 2-3 now (the ring's quarter-fill wake-up keeps a fast producer from filling it). */
 #define DRAIN_PERIOD_NS 500000000L
+/* Half the ring (2048 slots): a process that claimed this many will go round it. */
+#define RING_BUSY_SAMPLES 1024
 
 typedef struct stack_ent {
     uint64_t hash;
@@ -523,12 +525,18 @@ static void drain_one(writer *w, cs_sample *s)
             add_agg(w, ts, s->tid, kind, (uint32_t)stack, labels, s->count,
                     cs_pythreads_name(s->tid, pyname, sizeof pyname) ? pyname : s->thread_name);
         if (kind == CS_KIND_ALLOC) {
+            double objects, bytes;
+            cs_heap_weigh(s->alloc_size, &objects, &bytes);
             if (a) {
-                a->objects += s->alloc_objects;
-                a->bytes += s->alloc_bytes;
+                a->objects += objects;
+                a->bytes += bytes;
             }
-            if (cs_heaplive_add(&w->live, s->alloc_addr, s->alloc_serial, (uint32_t)stack,
-                                s->alloc_objects, s->alloc_bytes) != 0)
+            /* Most sampled blocks of a program that allocates a lot are freed before the
+             * writer sees them: those never enter the live set (which the slice's sweep would
+             * only empty again). */
+            if (s->alloc_serial && cs_heap_is_live(s->alloc_addr, s->alloc_serial) &&
+                cs_heaplive_add(&w->live, s->alloc_addr, s->alloc_serial, (uint32_t)stack, objects,
+                                bytes) != 0)
                 w->dropped_aggs++;
         }
     } else
@@ -1208,16 +1216,19 @@ static void *writer_main(void *arg)
                     "CRASHSCOPE_HEAP_SAMPLE_BYTES helps)");
             w->said_ring_full = 1;
         }
+        /* Not at once: a short-lived process (a shell loop's) would pay for 9 MiB of pages it
+         * never uses. But soon in one whose producers will go round the ring anyway: an
+         * allocation-heavy program makes thousands of samples a second, each of which would
+         * otherwise fault its slot's pages in on the program's thread. */
         int64_t s = now_s();
+        if (!w->ring_populated &&
+            (s - w->started_s >= 2 || cs_ring_produced() >= RING_BUSY_SAMPLES)) {
+            cs_ring_populate();
+            w->ring_populated = 1;
+        }
         if (s != w->last_flush_s && w->sym) {
             w->last_flush_s = s;
             flush(w, 0);
-            /* not at once: a short-lived process (a shell loop's) would pay for 9 MiB of
-             * pages it never uses */
-            if (!w->ring_populated && s - w->started_s >= 2) {
-                cs_ring_populate();
-                w->ring_populated = 1;
-            }
             cs_selftime_mark(CS_ST_WRITER);
         }
         pthread_mutex_lock(&w->mu);
