@@ -2,8 +2,14 @@
  * malloc_pairs.c: the cost of one malloc + free, single-threaded, in steady state, for
  * bench/heap.sh: N pairs of 256-byte blocks through a 64-block ring, three calls deep (so that
  * a sample has a stack to unwind), after a warm-up of N/10 pairs. Prints "ns_per_pair X".
- * Usage: malloc_pairs [N=50000000]
+ * Usage: malloc_pairs [N=50000000] [CPU]
+ *
+ * With CPU, the pairs run on that core alone (the calling thread only: a recorder's threads,
+ * started before main, keep the others): this VM's two cores have run at 2x different speeds
+ * for hours, and a run would otherwise land on either.
  */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -41,6 +47,12 @@ static void pairs(long n)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 50000000;
+    if (argc > 2) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(atoi(argv[2]), &set);
+        (void)sched_setaffinity(0, sizeof set, &set); /* this thread only */
+    }
     pairs(n / 10);
     double t0 = now();
     pairs(n);
