@@ -149,7 +149,10 @@ static void derive_app_name(int argc, char **argv)
             return;
         }
         if (!strcmp(a, "-c")) {
-            snprintf(app_name, sizeof app_name, "%s-c", prog);
+            /* "python3-c", the interpreter's name cut to leave room for the suffix */
+            size_t n = strnlen(prog, sizeof app_name - sizeof "-c");
+            memcpy(app_name, prog, n);
+            memcpy(app_name + n, "-c", sizeof "-c");
             return;
         }
         if (!strcmp(a, "-X") || !strcmp(a, "-W") || !strcmp(a, "--check-hash-based-pycs")) {
