@@ -126,9 +126,9 @@ cs_sample *cs_ring_claim_at(uint64_t *at)
     }
 }
 
-size_t cs_ring_produced(void)
+int cs_ring_half_claimed(void)
 {
-    return atomic_load_explicit(&head, memory_order_relaxed);
+    return atomic_load_explicit(&head, memory_order_relaxed) >= CS_RING_SLOTS / 2;
 }
 
 void cs_ring_wake(void)

@@ -67,8 +67,9 @@ cs_sample *cs_ring_claim(void);
 cs_sample *cs_ring_claim_at(uint64_t *at);
 void cs_ring_commit(cs_sample *s);
 
-/* Samples claimed since the start (or the last reset): how busy the producers are. */
-size_t cs_ring_produced(void);
+/* Whether producers have claimed half the ring's slots since the start (or the last reset):
+ * busy enough that they will go round it, so that mapping it all in (cs_ring_populate) pays. */
+int cs_ring_half_claimed(void);
 /* Consumer side: sleeps until a producer has filled a quarter of the ring, cs_ring_wake is
  * called, or TIMEOUT_NS pass (a signal may end it sooner). */
 void cs_ring_wait(long timeout_ns);

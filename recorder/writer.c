@@ -49,8 +49,6 @@
  * time on a virtual machine: 10 a second were a tenth of the recorder's cost on a busy
  * program; 2-3 now (the ring's quarter-fill wake-up keeps a fast producer from filling it). */
 #define DRAIN_PERIOD_NS 500000000L
-/* Half the ring (2048 slots): a process that claimed this many will go round it. */
-#define RING_BUSY_SAMPLES 1024
 
 typedef struct stack_ent {
     uint64_t hash;
@@ -146,7 +144,7 @@ typedef struct writer {
 
     int64_t last_flush_s;
     int64_t started_s;    /* when this writer started (a fork child's: when it did) */
-    int ring_populated;   /* see cs_ring_populate: done once the process has lived 2 s */
+    int ring_populated;   /* cs_ring_populate done: after 2 s, or sooner if producers are busy */
     int64_t caches_since; /* when the frame-id caches were last emptied */
     unsigned flushes;
     uint64_t dropped_aggs;
@@ -1221,8 +1219,7 @@ static void *writer_main(void *arg)
          * allocation-heavy program makes thousands of samples a second, each of which would
          * otherwise fault its slot's pages in on the program's thread. */
         int64_t s = now_s();
-        if (!w->ring_populated &&
-            (s - w->started_s >= 2 || cs_ring_produced() >= RING_BUSY_SAMPLES)) {
+        if (!w->ring_populated && (s - w->started_s >= 2 || cs_ring_half_claimed())) {
             cs_ring_populate();
             w->ring_populated = 1;
         }
