@@ -57,10 +57,16 @@ typedef struct mark {
     double wall, cpu, workers, pairs;
 } mark;
 
-static double now(clockid_t c);
 static worker *all;
 static int nthreads;
 static mark m0, m1;
+
+static double now(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static mark take(worker *w, int n)
 {
@@ -120,29 +126,31 @@ extern void __libc_free(void *);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 
+/* N replacements through the program's functions; SEED and SUM go on from where they were
+ * (in registers meanwhile, not in memory the calls could touch). */
 static __attribute__((noinline)) void batch_program(unsigned char **set, uint64_t *seed,
                                                     uint64_t *sum, long n)
 {
+    uint64_t x = *seed, total = *sum;
     for (long i = 0; i < n; i++) {
-        uint64_t r = next(seed);
-        REPLACE(malloc, free, calloc, realloc, set, r, *sum);
+        uint64_t r = next(&x);
+        REPLACE(malloc, free, calloc, realloc, set, r, total);
     }
+    *seed = x;
+    *sum = total;
 }
 
+/* The same through glibc's own entry points. */
 static __attribute__((noinline)) void batch_glibc(unsigned char **set, uint64_t *seed,
                                                   uint64_t *sum, long n)
 {
+    uint64_t x = *seed, total = *sum;
     for (long i = 0; i < n; i++) {
-        uint64_t r = next(seed);
-        REPLACE(__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, set, r, *sum);
+        uint64_t r = next(&x);
+        REPLACE(__libc_malloc, __libc_free, __libc_calloc, __libc_realloc, set, r, total);
     }
-}
-
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    *seed = x;
+    *sum = total;
 }
 
 /* "ab": the thread alternates batches through the program's allocator functions and through
@@ -162,17 +170,17 @@ static void work_ab(worker *w, uint64_t *sum)
     long batches = ops_per_thread / AB_BATCH;
     for (long b = 0; b < batches; b++) {
         int program_first = b & 1; /* neither always runs on the other's leftovers */
-        double t0 = thread_cpu();
+        double t0 = now(CLOCK_THREAD_CPUTIME_ID);
         if (program_first)
             batch_program(set, &seed, sum, AB_BATCH);
         else
             batch_glibc(other, &seed2, sum, AB_BATCH);
-        double t1 = thread_cpu();
+        double t1 = now(CLOCK_THREAD_CPUTIME_ID);
         if (program_first)
             batch_glibc(other, &seed2, sum, AB_BATCH);
         else
             batch_program(set, &seed, sum, AB_BATCH);
-        double t2 = thread_cpu();
+        double t2 = now(CLOCK_THREAD_CPUTIME_ID);
         if (b >= batches / 5) {
             w->ab_program += program_first ? t1 - t0 : t2 - t1;
             w->ab_glibc += program_first ? t2 - t1 : t1 - t0;
@@ -195,18 +203,17 @@ static void *work(void *arg)
      * in the process (a preloaded library's own allocations) changes. A different offset per
      * thread takes that out of the comparison. */
     void *pad = malloc(64 + (size_t)(w->seed % 61) * 4160);
-    uint64_t sum = 0, seed = w->seed; /* in a register, not in the shared array */
+    uint64_t sum = 0, seed = w->seed; /* not in the shared array */
     if (ab) {
         work_ab(w, &sum);
     } else {
         unsigned char **set = calloc(SET, sizeof *set);
         if (!set)
             abort();
-        for (long i = 0; i < ops_per_thread; i++) {
-            uint64_t r = next(&seed);
-            REPLACE(malloc, free, calloc, realloc, set, r, sum);
-            if ((i & 4095) == 4095)
-                atomic_store_explicit(&w->done, i + 1, memory_order_relaxed);
+        for (long i = 0; i < ops_per_thread; i += 4096) {
+            long n = ops_per_thread - i < 4096 ? ops_per_thread - i : 4096;
+            batch_program(set, &seed, &sum, n);
+            atomic_store_explicit(&w->done, i + n, memory_order_relaxed);
         }
         for (size_t i = 0; i < SET; i++)
             free(set[i]);
@@ -214,7 +221,7 @@ static void *work(void *arg)
     }
     free(pad);
     w->sum = sum;
-    w->cpu = thread_cpu();
+    w->cpu = now(CLOCK_THREAD_CPUTIME_ID);
     atomic_store_explicit(&w->done, ops_per_thread, memory_order_relaxed);
     /* The first to finish ends the steady part, while every thread is still alive to have
      * its CPU clock read. */
@@ -223,13 +230,6 @@ static void *work(void *arg)
         steady = m0.wall > 0 && m1.wall > 0;
     }
     return NULL;
-}
-
-static double now(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
