@@ -32,15 +32,17 @@ echo "crashscope allocation-sampling benchmark: $RUNS rounds, $THREADS threads, 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 ops_of() { if [ "$1" = used ]; then echo "${BENCH_HEAP_FILL_OPS:-60000000}"; else echo "${BENCH_HEAP_OPS:-150000000}"; fi; }
 fill_of() { if [ "$1" = used ]; then echo fill; else echo nofill; fi; }
-run() { # FORM CONFIG [OPS]: one run, its figures appended to $T/FORM.CONFIG
-	f=$1 c=$2 ops=${3:-$(ops_of "$1")}
+run() { # FORM CONFIG [ab]: one run (of round $r), its figures appended to $T/FORM.CONFIG
+	# (FORM.ab_CONFIG for the in-process A/B of part 1b, a twelfth of the work)
+	f=$1 c=$2 ab=${3:-} ops=$(ops_of "$1")
+	[ -z "$ab" ] || ops=$((ops / 12))
+	set -- "$T/mw" "$THREADS" "$ops" "$(fill_of "$f")" 2 $ab
 	rm -rf "$T/db"*
 	case $c in
-	base) "$T/mw" "$THREADS" "$ops" "$(fill_of "$f")" 2 ;;
-	rec) "$BUILD/crashscope" run --db "$T/db" -- "$T/mw" "$THREADS" "$ops" "$(fill_of "$f")" 2 2>/dev/null ;;
-	noheap) CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$BUILD/crashscope" run --db "$T/db" -- \
-		"$T/mw" "$THREADS" "$ops" "$(fill_of "$f")" 2 2>/dev/null ;;
-	esac | sed "s/^/round$r /" >>"$T/$f.$c"
+	base) "$@" ;;
+	rec) "$BUILD/crashscope" run --db "$T/db" -- "$@" 2>/dev/null ;;
+	noheap) CRASHSCOPE_HEAP_SAMPLE_BYTES=0 "$BUILD/crashscope" run --db "$T/db" -- "$@" 2>/dev/null ;;
+	esac | sed "s/^/round$r /" >>"$T/$f.${ab:+ab_}$c"
 }
 for r in $(seq 1 "$RUNS"); do
 	for f in $FORMS; do
@@ -66,9 +68,9 @@ if command -v heaptrack >/dev/null 2>&1; then
 		done
 	done
 fi
-python3 - "$T" "$THREADS" "$FORMS" <<'PY'
+python3 - "$T" "$FORMS" <<'PY'
 import collections, os, statistics, sys
-t, threads, forms = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+t, forms = sys.argv[1], sys.argv[2].split()
 
 def load(name):
     """round -> {key: value} for one form and configuration"""
@@ -144,19 +146,8 @@ PY
 # own bias (both halves are glibc's then).
 AB_RUNS=${BENCH_AB_RUNS:-9}
 for f in $FORMS; do
-	ops=$(($(ops_of "$f") / 12))
 	for r in $(seq 1 "$AB_RUNS"); do
-		for c in base rec noheap; do
-			rm -rf "$T/db"*
-			case $c in
-			base) set -- ;;
-			rec) set -- CRASHSCOPE_DB="$T/db" LD_PRELOAD="$BUILD/libcrashscope.so" ;;
-			noheap) set -- CRASHSCOPE_DB="$T/db" CRASHSCOPE_HEAP_SAMPLE_BYTES=0 \
-				LD_PRELOAD="$BUILD/libcrashscope.so" ;;
-			esac
-			env "$@" "$T/mw" "$THREADS" "$ops" "$(fill_of "$f")" 2 ab 2>/dev/null |
-				sed "s/^/round$r /" >>"$T/$f.ab_$c"
-		done
+		for c in base rec noheap; do run "$f" "$c" ab; done
 	done
 done
 python3 - "$T" "$FORMS" <<'PY'
