@@ -1,7 +1,7 @@
 /* pprof.c: builds perftools.profiles.Profile messages (google/pprof proto/profile.proto) in
- * memory and serialises them with a hand-written protobuf writer, optionally gzip-wrapped
- * via zlib. Strings, functions, mappings and locations are interned through open-addressing
- * hash tables so cost stays linear in the number of frames added.
+ * memory and serialises them (protobuf.c writes the wire format, gzip.c wraps it). Strings,
+ * functions, mappings and locations are interned through open-addressing hash tables so cost stays
+ * linear in the number of frames added.
  *
  * Must never: touch global state, crash on NULL/invalid input, leak on allocation failure,
  * or emit anything Pyroscope rejects: string_table[0] must be "", no id may be 0, every
@@ -11,6 +11,9 @@
 #include "pprof.h"
 
 #include "../recorder/hash.h"
+#include "gzip.h"
+#include "protobuf.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 /* Pyroscope's default max_profile_symbol_value_length; longer strings get truncated there
  * anyway, and from the wrong end (it keeps the suffix). */
@@ -65,8 +67,6 @@ enum {
     FUNCTION_SYSTEM_NAME = 3,
     FUNCTION_FILENAME = 4,
 };
-
-enum { WT_VARINT = 0, WT_LEN = 2 };
 
 /* Slot of an open-addressing table. idx is entry index + 1 so that a zeroed table is empty;
  * the cached hash makes rehashing and most mismatches free of entry lookups. */
@@ -140,7 +140,7 @@ typedef struct {
 } sample_ent;
 
 struct cs_pprof {
-    cs_pprof_alloc a;
+    cs_alloc a;
 
     str_ent *strs;
     size_t nstrs, cap_strs;
@@ -178,51 +178,7 @@ struct cs_pprof {
     fcache_ent *fcache; /* FCACHE_SIZE entries, allocated with the first sample */
 };
 
-/* ---- allocation ---------------------------------------------------------------------- */
-
-static void *std_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    return malloc(n);
-}
-
-static void *std_realloc(void *ctx, void *ptr, size_t n)
-{
-    (void)ctx;
-    return realloc(ptr, n);
-}
-
-static void std_free(void *ctx, void *ptr)
-{
-    (void)ctx;
-    free(ptr);
-}
-
-/* Grows *arrp (any T*, passed as T**) to hold need elements. The pointer is moved with
- * memcpy rather than through a void** cast to stay clear of strict-aliasing trouble. */
-static int reserve(const cs_pprof_alloc *a, void *arrp, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2)
-            return -1;
-        ncap *= 2;
-    }
-    if (ncap > SIZE_MAX / elem)
-        return -1;
-    void *arr;
-    memcpy(&arr, arrp, sizeof arr);
-    void *n = a->realloc_fn(a->ctx, arr, ncap * elem);
-    if (!n)
-        return -1;
-    memcpy(arrp, &n, sizeof n);
-    *cap = ncap;
-    return 0;
-}
-
-#define RESERVE(p, arr, cap, need) reserve(&(p)->a, &(arr), &(cap), (need), sizeof *(arr))
+#define RESERVE(p, arr, cap, need) cs_alloc_grow(&(p)->a, &(arr), &(cap), (need), sizeof *(arr))
 
 /* ---- hashing --------------------------------------------------------------------------- */
 
@@ -266,7 +222,7 @@ static uint32_t hash_words(uint64_t a, uint64_t b, uint64_t c)
 
 /* Makes room for one more entry. Called before probing so the slot pointer that the probe
  * returns stays valid until the insert. Load factor stays under 0.7 for short probes. */
-static int ht_prepare(const cs_pprof_alloc *a, ht *t)
+static int ht_prepare(const cs_alloc *a, ht *t)
 {
     size_t cap = t->slots ? t->mask + 1 : 0;
     if (cap && (t->count + 1) * 10 <= cap * 7)
@@ -294,36 +250,6 @@ static int ht_prepare(const cs_pprof_alloc *a, ht *t)
 
 /* ---- strings --------------------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s, or 0 if the byte there starts none.
- * Relies on NUL termination: a NUL is never a continuation byte, so the && chains stop
- * before reading past the end. Rejects overlongs, surrogates and code points > U+10FFFF,
- * which Go's and Pyroscope's decoders would also reject. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2)
-        return 0;
-    if (c < 0xe0)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (c < 0xf5) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 /* Returns how many leading bytes are valid UTF-8 within the cap; *clean says whether that
  * covers the whole string, i.e. whether it can be interned without copying. */
 static size_t utf8_clean_prefix(const unsigned char *s, int *clean)
@@ -334,7 +260,7 @@ static size_t utf8_clean_prefix(const unsigned char *s, int *clean)
             *clean = 1;
             return i;
         }
-        size_t n = s[i] < 0x80 ? 1 : utf8_seq(s + i);
+        size_t n = s[i] < 0x80 ? 1 : cs_utf8_seq(s + i, 4); /* NUL-terminated */
         if (n == 0 || i + n > MAX_STR) {
             *clean = 0;
             return i;
@@ -343,29 +269,13 @@ static size_t utf8_clean_prefix(const unsigned char *s, int *clean)
     }
 }
 
-/* Copies s to dst (MAX_STR bytes), replacing each invalid byte with U+FFFD and cutting at
- * a character boundary at the cap. The first `done` bytes are already known to be clean. */
+/* Copies s to dst (MAX_STR bytes) as valid UTF-8, cut at a character boundary at the cap.
+ * The first `done` bytes are already known to be clean. */
 static size_t utf8_sanitize(char *dst, const unsigned char *s, size_t done)
 {
-    static const unsigned char repl[3] = {0xef, 0xbf, 0xbd};
-    size_t o = done, i = done;
     memcpy(dst, s, done);
-    while (s[i]) {
-        size_t n = utf8_seq(s + i);
-        const unsigned char *src = s + i;
-        size_t in = n;
-        if (n == 0) {
-            src = repl;
-            n = sizeof repl;
-            in = 1;
-        }
-        if (o + n > MAX_STR)
-            break;
-        memcpy(dst + o, src, n);
-        o += n;
-        i += in;
-    }
-    return o;
+    const char *rest = (const char *)s + done;
+    return done + cs_utf8_sanitize(dst + done, MAX_STR - done, rest, strlen(rest));
 }
 
 /* Interns len bytes, already known to be valid UTF-8 within the cap, whose hash is h. */
@@ -605,11 +515,11 @@ static int frame_location(cs_pprof *p, const cs_pprof_frame *f, uint32_t *out)
 
 /* ---- public: building -------------------------------------------------------------------- */
 
-cs_pprof *cs_pprof_new_with_alloc(const cs_pprof_alloc *alloc, const char *period_type,
+cs_pprof *cs_pprof_new_with_alloc(const cs_alloc *alloc, const char *period_type,
                                   const char *period_unit, int64_t period, int64_t time_nanos,
                                   int64_t duration_nanos)
 {
-    cs_pprof_alloc a = {std_malloc, std_realloc, std_free, NULL};
+    cs_alloc a = cs_alloc_std;
     if (alloc) {
         if (!alloc->malloc_fn || !alloc->realloc_fn || !alloc->free_fn) {
             errno = EINVAL;
@@ -750,7 +660,7 @@ void cs_pprof_free(cs_pprof *p)
 {
     if (!p)
         return;
-    const cs_pprof_alloc a = p->a;
+    const cs_alloc a = p->a;
     for (size_t i = 0; i < p->nstrs; i++)
         a.free_fn(a.ctx, p->strs[i].s);
     void *blocks[] = {p->strs,  p->str_ht.slots, p->funcs, p->func_ht.slots,
@@ -762,153 +672,46 @@ void cs_pprof_free(cs_pprof *p)
     a.free_fn(a.ctx, p);
 }
 
-/* ---- protobuf writer ------------------------------------------------------------------- */
+/* ---- encoding --------------------------------------------------------------------------- */
 
-/* Growable output with a sticky error flag, so encoders can write unconditionally and the
- * caller checks once at the end. */
-typedef struct {
-    const cs_pprof_alloc *a;
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} pbuf;
-
-static int pb_reserve(pbuf *b, size_t extra)
+static void encode_value_type(cs_pb *b, unsigned field, const vt_ent *vt)
 {
-    if (b->oom)
-        return -1;
-    if (extra > SIZE_MAX - b->len) {
-        b->oom = 1;
-        return -1;
-    }
-    if (b->len + extra <= b->cap)
-        return 0;
-    if (reserve(b->a, &b->p, &b->cap, b->len + extra, 1)) {
-        b->oom = 1;
-        return -1;
-    }
-    return 0;
+    size_t m = cs_pb_begin(b, field);
+    cs_pb_uint(b, VALUETYPE_TYPE, vt->type);
+    cs_pb_uint(b, VALUETYPE_UNIT, vt->unit);
+    cs_pb_end(b, m);
 }
 
-static size_t varint_size(uint64_t v)
+static void encode_sample(cs_pb *b, const cs_pprof *p, const sample_ent *s, const int64_t *vals)
 {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-/* Caller guarantees 10 bytes of room. */
-static void pb_varint_raw(pbuf *b, uint64_t v)
-{
-    while (v >= 0x80) {
-        b->p[b->len++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b->p[b->len++] = (uint8_t)v;
-}
-
-static void pb_varint(pbuf *b, uint64_t v)
-{
-    if (pb_reserve(b, 10) == 0)
-        pb_varint_raw(b, v);
-}
-
-static void pb_tag(pbuf *b, unsigned field, unsigned wire_type)
-{
-    pb_varint(b, ((uint64_t)field << 3) | wire_type);
-}
-
-/* proto3 scalars: zero is the default and is left out. int64 takes the two's complement
- * as uint64, which is exactly protobuf's int64 varint encoding. */
-static void pb_uint(pbuf *b, unsigned field, uint64_t v)
-{
-    if (v) {
-        pb_tag(b, field, WT_VARINT);
-        pb_varint(b, v);
-    }
-}
-
-static void pb_bytes(pbuf *b, unsigned field, const void *d, size_t n)
-{
-    pb_tag(b, field, WT_LEN);
-    pb_varint(b, n);
-    if (n && pb_reserve(b, n) == 0) {
-        memcpy(b->p + b->len, d, n);
-        b->len += n;
-    }
-}
-
-/* Nested messages are written in place behind a one-byte length guess; pb_end widens the
- * length if needed. Almost all of our messages are under 128 bytes, so this rarely moves
- * anything and saves a separate sizing pass. */
-static size_t pb_begin(pbuf *b, unsigned field)
-{
-    pb_tag(b, field, WT_LEN);
-    if (pb_reserve(b, 1))
-        return 0;
-    b->len++;
-    return b->len;
-}
-
-static void pb_end(pbuf *b, size_t start)
-{
-    if (b->oom)
-        return;
-    size_t body = b->len - start;
-    size_t n = varint_size(body);
-    if (n > 1) {
-        if (pb_reserve(b, n - 1))
-            return;
-        memmove(b->p + start + n - 1, b->p + start, body);
-        b->len += n - 1;
-    }
-    size_t end = b->len;
-    b->len = start - 1;
-    pb_varint_raw(b, body);
-    b->len = end;
-}
-
-static void encode_value_type(pbuf *b, unsigned field, const vt_ent *vt)
-{
-    size_t m = pb_begin(b, field);
-    pb_uint(b, VALUETYPE_TYPE, vt->type);
-    pb_uint(b, VALUETYPE_UNIT, vt->unit);
-    pb_end(b, m);
-}
-
-static void encode_sample(pbuf *b, const cs_pprof *p, const sample_ent *s, const int64_t *vals)
-{
-    size_t m = pb_begin(b, PROFILE_SAMPLE);
+    size_t m = cs_pb_begin(b, PROFILE_SAMPLE);
     if (s->nloc) {
-        size_t mm = pb_begin(b, SAMPLE_LOCATION_ID);
+        size_t mm = cs_pb_begin(b, SAMPLE_LOCATION_ID);
         /* Reserve once for the whole packed run instead of per varint. */
-        if (pb_reserve(b, (size_t)s->nloc * 5) == 0)
+        if (cs_pb_reserve(b, (size_t)s->nloc * 5) == 0)
             for (uint32_t i = 0; i < s->nloc; i++)
-                pb_varint_raw(b, p->sloc[s->loc_off + i]);
-        pb_end(b, mm);
+                cs_pb_varint_raw(b, p->sloc[s->loc_off + i]);
+        cs_pb_end(b, mm);
     }
-    size_t mm = pb_begin(b, SAMPLE_VALUE);
-    if (pb_reserve(b, p->ntypes * 10) == 0)
+    size_t mm = cs_pb_begin(b, SAMPLE_VALUE);
+    if (cs_pb_reserve(b, p->ntypes * 10) == 0)
         for (size_t i = 0; i < p->ntypes; i++)
-            pb_varint_raw(b, (uint64_t)vals[i]);
-    pb_end(b, mm);
+            cs_pb_varint_raw(b, (uint64_t)vals[i]);
+    cs_pb_end(b, mm);
     for (uint32_t i = 0; i < s->nlab; i++) {
         const lab_ent *l = &p->labs[s->lab_off + i];
-        size_t ml = pb_begin(b, SAMPLE_LABEL);
-        pb_uint(b, LABEL_KEY, l->key);
+        size_t ml = cs_pb_begin(b, SAMPLE_LABEL);
+        cs_pb_uint(b, LABEL_KEY, l->key);
         if (l->is_str)
-            pb_uint(b, LABEL_STR, l->str);
+            cs_pb_uint(b, LABEL_STR, l->str);
         else
-            pb_uint(b, LABEL_NUM, (uint64_t)l->num);
-        pb_end(b, ml);
+            cs_pb_uint(b, LABEL_NUM, (uint64_t)l->num);
+        cs_pb_end(b, ml);
     }
-    pb_end(b, m);
+    cs_pb_end(b, m);
 }
 
-static void encode_profile(pbuf *b, const cs_pprof *p)
+static void encode_profile(cs_pb *b, const cs_pprof *p)
 {
     for (size_t i = 0; i < p->ntypes; i++)
         encode_value_type(b, PROFILE_SAMPLE_TYPE, &p->types[i]);
@@ -918,120 +721,51 @@ static void encode_profile(pbuf *b, const cs_pprof *p)
 
     for (size_t i = 0; i < p->nmaps; i++) {
         const map_ent *e = &p->maps[i];
-        size_t m = pb_begin(b, PROFILE_MAPPING);
-        pb_uint(b, MAPPING_ID, i + 1);
-        pb_uint(b, MAPPING_MEMORY_START, 0);
-        pb_uint(b, MAPPING_MEMORY_LIMIT, e->limit);
-        pb_uint(b, MAPPING_FILENAME, e->file);
-        pb_uint(b, MAPPING_BUILD_ID, e->build_id);
+        size_t m = cs_pb_begin(b, PROFILE_MAPPING);
+        cs_pb_uint(b, MAPPING_ID, i + 1);
+        cs_pb_uint(b, MAPPING_MEMORY_START, 0);
+        cs_pb_uint(b, MAPPING_MEMORY_LIMIT, e->limit);
+        cs_pb_uint(b, MAPPING_FILENAME, e->file);
+        cs_pb_uint(b, MAPPING_BUILD_ID, e->build_id);
         /* Every location carries a Function, so consumers must not try to symbolise. */
-        pb_uint(b, MAPPING_HAS_FUNCTIONS, 1);
-        pb_uint(b, MAPPING_HAS_FILENAMES, e->has_files);
-        pb_uint(b, MAPPING_HAS_LINE_NUMBERS, e->has_lines);
-        pb_end(b, m);
+        cs_pb_uint(b, MAPPING_HAS_FUNCTIONS, 1);
+        cs_pb_uint(b, MAPPING_HAS_FILENAMES, e->has_files);
+        cs_pb_uint(b, MAPPING_HAS_LINE_NUMBERS, e->has_lines);
+        cs_pb_end(b, m);
     }
 
     for (size_t i = 0; i < p->nlocs && !b->oom; i++) {
         const loc_ent *e = &p->locs[i];
-        size_t m = pb_begin(b, PROFILE_LOCATION);
-        pb_uint(b, LOCATION_ID, i + 1);
-        pb_uint(b, LOCATION_MAPPING_ID, e->mapping);
-        pb_uint(b, LOCATION_ADDRESS, e->addr);
-        size_t ml = pb_begin(b, LOCATION_LINE);
-        pb_uint(b, LINE_FUNCTION_ID, e->func);
-        pb_uint(b, LINE_LINE, (uint64_t)e->line);
-        pb_end(b, ml);
-        pb_end(b, m);
+        size_t m = cs_pb_begin(b, PROFILE_LOCATION);
+        cs_pb_uint(b, LOCATION_ID, i + 1);
+        cs_pb_uint(b, LOCATION_MAPPING_ID, e->mapping);
+        cs_pb_uint(b, LOCATION_ADDRESS, e->addr);
+        size_t ml = cs_pb_begin(b, LOCATION_LINE);
+        cs_pb_uint(b, LINE_FUNCTION_ID, e->func);
+        cs_pb_uint(b, LINE_LINE, (uint64_t)e->line);
+        cs_pb_end(b, ml);
+        cs_pb_end(b, m);
     }
 
     for (size_t i = 0; i < p->nfuncs && !b->oom; i++) {
         const func_ent *e = &p->funcs[i];
-        size_t m = pb_begin(b, PROFILE_FUNCTION);
-        pb_uint(b, FUNCTION_ID, i + 1);
-        pb_uint(b, FUNCTION_NAME, e->name);
-        pb_uint(b, FUNCTION_SYSTEM_NAME, e->name);
-        pb_uint(b, FUNCTION_FILENAME, e->file);
-        pb_end(b, m);
+        size_t m = cs_pb_begin(b, PROFILE_FUNCTION);
+        cs_pb_uint(b, FUNCTION_ID, i + 1);
+        cs_pb_uint(b, FUNCTION_NAME, e->name);
+        cs_pb_uint(b, FUNCTION_SYSTEM_NAME, e->name);
+        cs_pb_uint(b, FUNCTION_FILENAME, e->file);
+        cs_pb_end(b, m);
     }
 
     /* Written unconditionally, including the empty string 0, so indices line up. */
     for (size_t i = 0; i < p->nstrs && !b->oom; i++)
-        pb_bytes(b, PROFILE_STRING_TABLE, p->strs[i].s, p->strs[i].len);
+        cs_pb_bytes(b, PROFILE_STRING_TABLE, p->strs[i].s, p->strs[i].len);
 
-    pb_uint(b, PROFILE_TIME_NANOS, (uint64_t)p->time_nanos);
-    pb_uint(b, PROFILE_DURATION_NANOS, (uint64_t)p->duration_nanos);
+    cs_pb_uint(b, PROFILE_TIME_NANOS, (uint64_t)p->time_nanos);
+    cs_pb_uint(b, PROFILE_DURATION_NANOS, (uint64_t)p->duration_nanos);
     if (p->has_period_type)
         encode_value_type(b, PROFILE_PERIOD_TYPE, &p->period_type);
-    pb_uint(b, PROFILE_PERIOD, (uint64_t)p->period);
-}
-
-/* ---- gzip -------------------------------------------------------------------------------- */
-
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    const cs_pprof_alloc *a = opaque;
-    if (size && items > SIZE_MAX / size)
-        return Z_NULL;
-    return a->malloc_fn(a->ctx, (size_t)items * size);
-}
-
-static void z_free(voidpf opaque, voidpf ptr)
-{
-    const cs_pprof_alloc *a = opaque;
-    a->free_fn(a->ctx, ptr);
-}
-
-static int gzip_buf(const cs_pprof_alloc *a, const uint8_t *in, size_t in_len, uint8_t **out,
-                    size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    z.zalloc = z_alloc;
-    z.zfree = z_free;
-    z.opaque = (voidpf)a;
-    /* windowBits 15 + 16 selects the gzip wrapper. Level 1 like Go's runtime/pprof: encode
-     * latency matters more here than the last few percent of size. */
-    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-
-    size_t cap = in_len / 4 + 64, used = 0, in_left = in_len;
-    uint8_t *buf = a->malloc_fn(a->ctx, cap);
-    int rc = buf ? Z_OK : Z_MEM_ERROR;
-    z.next_in = (Bytef *)(uintptr_t)in; /* zlib's API is not const-correct */
-    while (rc == Z_OK || rc == Z_BUF_ERROR) {
-        if (used == cap) {
-            size_t ncap = cap;
-            if (reserve(a, &buf, &ncap, cap + cap / 2 + 64, 1)) {
-                rc = Z_MEM_ERROR;
-                break;
-            }
-            cap = ncap;
-        }
-        /* avail_* are 32-bit, so feed and drain in chunks. */
-        if (z.avail_in == 0 && in_left) {
-            z.avail_in = in_left > UINT_MAX ? UINT_MAX : (uInt)in_left;
-            in_left -= z.avail_in;
-        }
-        z.next_out = buf + used;
-        z.avail_out = cap - used > UINT_MAX ? UINT_MAX : (uInt)(cap - used);
-        uInt before = z.avail_out;
-        rc = deflate(&z, in_left || z.avail_in > 0 ? Z_NO_FLUSH : Z_FINISH);
-        used += before - z.avail_out;
-        if (rc == Z_STREAM_END)
-            break;
-        if (rc == Z_BUF_ERROR && z.avail_out != 0 && z.avail_in != 0) {
-            rc = Z_STREAM_ERROR; /* no progress with room on both sides: give up */
-            break;
-        }
-    }
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        a->free_fn(a->ctx, buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = used;
-    return 0;
+    cs_pb_uint(b, PROFILE_PERIOD, (uint64_t)p->period);
 }
 
 /* ---- public: encoding -------------------------------------------------------------------- */
@@ -1044,8 +778,8 @@ int cs_pprof_encode(cs_pprof *p, int gzip, uint8_t **out, size_t *out_len)
     }
     /* Ids are 4 bytes or less and the average frame costs ~3 bytes in the sample, so this
      * first guess avoids most regrowth. */
-    pbuf b = {&p->a, NULL, 0, 0, 0};
-    pb_reserve(&b, 4096 + p->nsloc * 3 + p->nvals * 3 + p->nlocs * 16);
+    cs_pb b = {&p->a, NULL, 0, 0, 0};
+    cs_pb_reserve(&b, 4096 + p->nsloc * 3 + p->nvals * 3 + p->nlocs * 16);
     encode_profile(&b, p);
     if (b.oom) {
         p->a.free_fn(p->a.ctx, b.p);
@@ -1055,7 +789,7 @@ int cs_pprof_encode(cs_pprof *p, int gzip, uint8_t **out, size_t *out_len)
     if (gzip) {
         uint8_t *z;
         size_t zlen;
-        int rc = gzip_buf(&p->a, b.p, b.len, &z, &zlen);
+        int rc = cs_gzip(&p->a, b.p, b.len, &z, &zlen);
         p->a.free_fn(p->a.ctx, b.p);
         if (rc) {
             errno = ENOMEM;

@@ -1,6 +1,6 @@
 /* pprof.h: in-memory builder and encoder for Google pprof profiles (perftools.profiles.Profile,
- * profile.proto), as read by `go tool pprof` and Grafana Pyroscope. Hand-written protobuf
- * writer; the only dependency is zlib for the gzip wrapper.
+ * profile.proto), as read by `go tool pprof` and Grafana Pyroscope. The wire format is
+ * protobuf.c's, the gzip wrapper gzip.c's (zlib).
  *
  * Must never: keep global state, crash on NULL or malformed strings, leak on allocation
  * failure, or emit a profile that Pyroscope rejects (string_table[0] != "", an id of 0, a
@@ -12,6 +12,8 @@
  */
 #ifndef CS_PPROF_H
 #define CS_PPROF_H
+
+#include "alloc.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,16 +45,6 @@ typedef struct {
     int64_t num;
 } cs_pprof_label;
 
-/* Optional allocator, so an LD_PRELOAD host can keep the encoder off an interposed malloc and
- * tests can inject failures. realloc_fn must behave like realloc (NULL ptr allowed; on
- * failure the old block stays valid). free_fn must accept NULL. */
-typedef struct {
-    void *(*malloc_fn)(void *ctx, size_t size);
-    void *(*realloc_fn)(void *ctx, void *ptr, size_t size);
-    void (*free_fn)(void *ctx, void *ptr);
-    void *ctx;
-} cs_pprof_alloc;
-
 /* Creates an empty profile. Strings may be NULL (period_type is then omitted if both are
  * NULL). Returns NULL on allocation failure. */
 cs_pprof *cs_pprof_new(const char *period_type, const char *period_unit, int64_t period,
@@ -60,7 +52,7 @@ cs_pprof *cs_pprof_new(const char *period_type, const char *period_unit, int64_t
 
 /* As cs_pprof_new, but every allocation (including zlib's and the buffer cs_pprof_encode
  * returns) goes through *alloc, which is copied. alloc == NULL means malloc/realloc/free. */
-cs_pprof *cs_pprof_new_with_alloc(const cs_pprof_alloc *alloc, const char *period_type,
+cs_pprof *cs_pprof_new_with_alloc(const cs_alloc *alloc, const char *period_type,
                                   const char *period_unit, int64_t period, int64_t time_nanos,
                                   int64_t duration_nanos);
 

@@ -2,7 +2,7 @@
  * /work/shared/notes/pyroscope-protocol.md for the wire facts).
  *
  * Push path: PushRequest{series=[RawProfileSeries{labels, samples=[RawSample{raw_profile,
- * ID}]}]} written by a tiny protobuf writer, gzipped whole, POSTed as application/proto with
+ * ID}]}]} (protobuf.c writes it), gzipped whole, POSTed as application/proto with
  * Content-Encoding: gzip. Ingest path (a server without the push API answers 404):
  * POST /ingest?name=APP{k=v,...}&from=&until=&format=pprof&sampleRate=&spyName=crashscope with
  * the gzipped pprof as the body. The HTTP itself is uploader/http.c.
@@ -15,7 +15,10 @@
  */
 #include "push.h"
 
+#include "gzip.h"
 #include "http.h"
+#include "protobuf.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,7 +27,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define PUSH_PATH          "/push.v1.PusherService/Push"
 #define INGEST_PATH        "/ingest"
@@ -86,64 +88,16 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* ---- UTF-8 --------------------------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0 if none starts
- * there. Rejects overlongs, surrogates and code points past U+10FFFF, as Go does. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    if (c < 0xc2)
-        return 0;
-    if (c < 0xe0)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c < 0xf0) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))
-            return 0;
-        return 3;
-    }
-    if (c < 0xf5) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* A valid UTF-8 copy of s: each invalid byte becomes U+FFFD, cut at a character boundary so
- * that the result holds at most max bytes. NULL on allocation failure. */
+/* A valid UTF-8 copy of s (see cs_utf8_sanitize) of at most max bytes. NULL when out of
+ * memory. */
 static char *utf8_sanitize_dup(const char *s, size_t max)
 {
-    static const char repl[] = "\xef\xbf\xbd";
     size_t n = strlen(s);
     /* Each input byte yields at most 3 output bytes (U+FFFD), and never more than max. */
     size_t cap = n <= max / 3 ? n * 3 : max;
     char *out = malloc(cap + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        const char *src = s + i;
-        size_t w = k;
-        if (k == 0) {
-            src = repl;
-            w = 3;
-            k = 1;
-        }
-        if (o + w > max)
-            break;
-        memcpy(out + o, src, w);
-        o += w;
-        i += k;
-    }
-    out[o] = '\0';
+    if (out)
+        out[cs_utf8_sanitize(out, cap, s, n)] = '\0';
     return out;
 }
 
@@ -189,7 +143,7 @@ static void clean_line(char *dst, size_t cap, const char *src, const secrets *sc
                 piece = " ";
                 plen = adv = 1;
             } else {
-                size_t k = utf8_seq((const unsigned char *)src + i, n - i);
+                size_t k = cs_utf8_seq((const unsigned char *)src + i, n - i);
                 if (k == 0) {
                     piece = "?";
                     plen = adv = 1;
@@ -719,103 +673,33 @@ oom:
     return -2;
 }
 
-/* ---- protobuf writer (push.v1 / types.v1) ----------------------------------------------- */
-
-static size_t pb_varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-/* Size of a length-delimited field (tag + length + payload); all tags here are one byte. */
-static size_t pb_len_field(size_t payload)
-{
-    return 1 + pb_varint_len(payload) + payload;
-}
-
-static uint8_t *pb_varint(uint8_t *o, uint64_t v)
-{
-    while (v >= 0x80) {
-        *o++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *o++ = (uint8_t)v;
-    return o;
-}
-
-/* Writes the key and length of field FNO (wire type 2) and, if data, the payload. */
-static uint8_t *pb_bytes(uint8_t *o, unsigned fno, const void *data, size_t n)
-{
-    *o++ = (uint8_t)(fno << 3 | 2);
-    o = pb_varint(o, n);
-    if (data) {
-        memcpy(o, data, n);
-        o += n;
-    }
-    return o;
-}
-
-static size_t label_pair_len(const lbl *l)
-{
-    return pb_len_field(strlen(l->name)) + pb_len_field(strlen(l->value));
-}
+/* ---- the push request (push.v1 / types.v1) --------------------------------------------- */
 
 /* PushRequest{ series: [RawProfileSeries{ labels: [LabelPair{name=1, value=2}] = 1,
- * samples: [RawSample{ raw_profile = 1, ID = 2 }] = 2 }] = 1 }. Sizes are computed first so
- * the message is written once into an exact buffer. */
+ * samples: [RawSample{ raw_profile = 1, ID = 2 }] = 2 }] = 1 }, allocated with malloc. */
 static uint8_t *encode_push_request(const lbl *l, size_t nl, const uint8_t *pprof, size_t len,
                                     const char *id, size_t *out_len)
 {
-    size_t sample = pb_len_field(len) + pb_len_field(strlen(id));
-    size_t series = pb_len_field(sample);
-    for (size_t i = 0; i < nl; i++)
-        series += pb_len_field(label_pair_len(&l[i]));
-    size_t total = pb_len_field(series);
-    uint8_t *buf = malloc(total ? total : 1);
-    if (!buf)
-        return NULL;
-    uint8_t *o = pb_bytes(buf, 1, NULL, series);
+    cs_pb b = {&cs_alloc_std, NULL, 0, 0, 0};
+    cs_pb_reserve(&b, len + 64 + nl * 64); /* one allocation, most of the time */
+    size_t series = cs_pb_begin(&b, 1);
     for (size_t i = 0; i < nl; i++) {
-        o = pb_bytes(o, 1, NULL, label_pair_len(&l[i]));
-        o = pb_bytes(o, 1, l[i].name, strlen(l[i].name));
-        o = pb_bytes(o, 2, l[i].value, strlen(l[i].value));
+        size_t pair = cs_pb_begin(&b, 1);
+        cs_pb_bytes(&b, 1, l[i].name, strlen(l[i].name));
+        cs_pb_bytes(&b, 2, l[i].value, strlen(l[i].value));
+        cs_pb_end(&b, pair);
     }
-    o = pb_bytes(o, 2, NULL, sample);
-    o = pb_bytes(o, 1, pprof, len);
-    o = pb_bytes(o, 2, id, strlen(id));
-    *out_len = (size_t)(o - buf);
-    return buf;
-}
-
-static uint8_t *gzip_dup(const uint8_t *in, size_t n, size_t *out_len)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    /* 15 + 16: a gzip wrapper (what Content-Encoding: gzip means), not zlib's. */
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return NULL;
-    uLong cap = deflateBound(&z, (uLong)n) + 32;
-    uint8_t *out = malloc(cap);
-    if (!out) {
-        deflateEnd(&z);
+    size_t sample = cs_pb_begin(&b, 2);
+    cs_pb_bytes(&b, 1, pprof, len);
+    cs_pb_bytes(&b, 2, id, strlen(id));
+    cs_pb_end(&b, sample);
+    cs_pb_end(&b, series);
+    if (b.oom) {
+        free(b.p);
         return NULL;
     }
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)n;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    *out_len = b.len;
+    return b.p;
 }
 
 /* A random (version 4) UUID, as the SDKs put in RawSample.ID. */
@@ -1060,8 +944,7 @@ int cs_push_send(const cs_server *srv, const cs_label *labels, size_t nlabels, c
         msg = encode_push_request(l, nl, pprof, len, id, &mlen);
         if (!msg)
             goto oom;
-        gz = gzip_dup(msg, mlen, &glen);
-        if (!gz)
+        if (cs_gzip(&cs_alloc_std, msg, mlen, &gz, &glen))
             goto oom;
         sb_str(&url, u.base);
         sb_str(&url, PUSH_PATH);

@@ -357,7 +357,7 @@ static const cs_pprof_frame F_ANON = {NULL, NULL, 0, LIBC, "libcbid", 0x55};
 
 /* Builds the fixture. Returns NULL if creating the profile or declaring sample types fails;
  * failed add_sample calls are counted in *failed_adds and the rest still get added. */
-static cs_pprof *build_fixture(const cs_pprof_alloc *a, int *failed_adds)
+static cs_pprof *build_fixture(const cs_alloc *a, int *failed_adds)
 {
     cs_pprof *p = cs_pprof_new_with_alloc(a, "cpu", "nanoseconds", 10000000, 1700000000000000000LL,
                                           1000000000LL);
@@ -474,7 +474,7 @@ static void test_fixture_and_write(const char *path)
 static void test_alloc_failures(void)
 {
     alloc_state st = {-1, 0, 0};
-    const cs_pprof_alloc a = {t_malloc, t_realloc, t_free, &st};
+    const cs_alloc a = {t_malloc, t_realloc, t_free, &st};
     long injected = 0;
     for (long n = 0;; n++) {
         st = (alloc_state){n, 0, 0};
