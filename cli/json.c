@@ -4,15 +4,7 @@
  */
 #include "json.h"
 
-static int utf8_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    int n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
+#include "../uploader/utf8.h"
 
 void cs_json_str(FILE *f, const char *s)
 {
@@ -34,9 +26,9 @@ void cs_json_str(FILE *f, const char *s)
             fputc(c, f);
             p++;
         } else {
-            int n = utf8_len(p);
+            size_t n = cs_utf8_seq(p, 4); /* NUL-terminated */
             if (n) {
-                fwrite(p, 1, (size_t)n, f);
+                fwrite(p, 1, n, f);
                 p += n;
             } else {
                 fputs("\\ufffd", f);

@@ -63,6 +63,20 @@ for mode, (sig, code, fn, tname) in CASES.items():
     check(len(idlers) == 1 and any(f["function"] == "idle_wait" for f in idlers[0]["stack"]),
           "%s: the other thread is reported waiting in idle_wait" % mode)
 
+# A command line that is not UTF-8 (a surrogate, an overlong "/", a stray byte): inspect
+# --json still prints valid UTF-8, each bad byte as U+FFFD (a JSON reader refuses the whole
+# document for one invalid sequence, and Python's decoder is as strict as Go's).
+db = os.path.join(d, "bytes.db")
+record([CRASHER, "null", b"\xed\xa0\x80-\xc0\xaf-\xff"], db, timeout=30)
+p = subprocess.run([CRASHSCOPE, "inspect", "--db", db, "--json"], env=clean_env(),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+try:
+    cmdline = json.loads(p.stdout.decode("utf-8"))["process"]["cmdline"]
+except (UnicodeDecodeError, ValueError, KeyError) as e:
+    cmdline = "not read: %s" % e
+check(cmdline.endswith(" null \ufffd\ufffd\ufffd-\ufffd\ufffd-\ufffd"),
+      "a command line of invalid UTF-8 comes out of inspect --json as U+FFFD (%r)" % cmdline)
+
 # The NULL dereference in detail: every key scripts rely on.
 j = inspect_json(os.path.join(d, "null.db"))
 c = j["crash"]
