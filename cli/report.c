@@ -231,8 +231,9 @@ static int64_t cpu_ms(const cs_timeline_row *r)
  * when allocations were sampled, the command that shows where the live heap came from. */
 static void text_timeline(FILE *out, const cs_timeline_row *t, int n, const char *db_path, int pid)
 {
-    fputs("\nthe process, second by second (cpu: user+system ms in that second; faults and\n"
-          "context switches in that second; heap: live bytes estimated from allocation samples):\n"
+    fputs("\nthe process, second by second (cpu: user+system ms in that second; threads: as the\n"
+          "kernel counts them, crashscope's 2 included; faults and context switches in that\n"
+          "second; heap: live bytes estimated from allocation samples):\n"
           "  second     rss MiB  peak MiB  cpu ms  threads  +new -gone   fds  minflt majflt"
           "  vol-cs invol-cs  heap MiB\n",
           out);
