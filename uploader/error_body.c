@@ -7,6 +7,7 @@
  */
 #include "error_body.h"
 
+#include <ctype.h>
 #include <string.h>
 
 static const char *js_ws(const char *p, const char *e)
@@ -16,27 +17,17 @@ static const char *js_ws(const char *p, const char *e)
     return p;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* The four hex digits of a JSON unicode escape, or -1. */
 static long js_u4(const char *p, const char *e)
 {
     if (e - p < 4)
         return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
-        if (h < 0)
+        unsigned char c = (unsigned char)p[i];
+        if (!isxdigit(c))
             return -1;
-        v = v * 16 + h;
+        v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
     }
     return v;
 }
