@@ -152,6 +152,33 @@ typedef struct top_ctx {
     int64_t total;
 } top_ctx;
 
+static int on_top_python(const char *fn, const char *file, int64_t line, int64_t count, void *arg)
+{
+    top_ctx *t = arg;
+    if (t->json) {
+        fputs(t->first ? "{" : ",{", t->out);
+        t->first = 0;
+        cs_json_key(t->out, "function", 1);
+        cs_json_str(t->out, fn);
+        cs_json_key(t->out, "file", 0);
+        cs_json_str(t->out, file);
+        cs_json_key(t->out, "line", 0);
+        fprintf(t->out, "%" PRId64, line);
+        cs_json_key(t->out, "samples", 0);
+        fprintf(t->out, "%" PRId64 "}", count);
+    } else {
+        if (t->first)
+            fputs("  by Python function (the innermost of each sample, what it called included;\n"
+                  "  file:line is its line with the most samples):\n",
+                  t->out);
+        t->first = 0;
+        fprintf(t->out, "  %5.1f%%  %-32s %s:%" PRId64 "\n",
+                t->total ? 100.0 * (double)count / (double)t->total : 0, fn ? fn : "?",
+                file ? file : "?", line);
+    }
+    return 0;
+}
+
 static int on_top(const char *fn, int64_t count, void *arg)
 {
     top_ctx *t = arg;
@@ -418,6 +445,11 @@ int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int
         fputc('[', out);
         top_ctx t = {.out = out, .json = 1, .first = 1};
         cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 10, on_top, &t);
+        fputc(']', out);
+        cs_json_key(out, "top_cpu_python", 0);
+        fputc('[', out);
+        top_ctx tp = {.out = out, .json = 1, .first = 1};
+        cs_db_top_python(db, c.process_id, "cpu", from, crash_s, 10, on_top_python, &tp);
         fputs("]}}\n", out);
     } else {
         cs_format_time(c.time_ns, when, sizeof when, 0);
@@ -478,6 +510,8 @@ int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int
                     w.cpu);
             top_ctx t = {.out = out, .total = w.cpu};
             cs_db_top_functions(db, c.process_id, "cpu", from, crash_s, 8, on_top, &t);
+            top_ctx tp = {.out = out, .total = w.cpu, .first = 1};
+            cs_db_top_python(db, c.process_id, "cpu", from, crash_s, 8, on_top_python, &tp);
         }
         if (ntl)
             text_timeline(out, tl, ntl, db_path, c.pid);

@@ -401,6 +401,113 @@ int cs_db_seconds(cs_db *db, int64_t process_id, int64_t from, int64_t until,
     return 0;
 }
 
+/* The set of Python frame ids, for python_leaf(): sorted, searched by bisection. */
+typedef struct {
+    int64_t *ids;
+    size_t n;
+} id_set;
+
+static int id_set_has(const id_set *s, int64_t id)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->ids[mid] == id)
+            return 1;
+        if (s->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* python_leaf(frame_ids): the innermost frame of a stack that is a Python frame, or NULL. */
+static void python_leaf(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const id_set *py = sqlite3_user_data(ctx);
+    const unsigned char *b = sqlite3_value_blob(argv[0]);
+    int n = sqlite3_value_bytes(argv[0]);
+    for (int at = 0; b && at + 8 <= n; at += 8) {
+        int64_t id = 0;
+        for (int k = 0; k < 8; k++)
+            id |= (int64_t)b[at + k] << (8 * k);
+        if (id_set_has(py, id)) {
+            sqlite3_result_int64(ctx, id);
+            return;
+        }
+    }
+    sqlite3_result_null(ctx);
+}
+
+int cs_db_top_python(cs_db *db, int64_t process_id, const char *profile, int64_t from,
+                     int64_t until, int limit,
+                     int (*cb)(const char *function, const char *file, int64_t line, int64_t count,
+                               void *arg),
+                     void *arg)
+{
+    /* The Python frames first: a stack's blob does not say which of its frames they are. */
+    id_set py = {NULL, 0};
+    size_t cap = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, "SELECT id FROM frames WHERE kind = 'python' ORDER BY id", -1,
+                           &st, NULL) != SQLITE_OK) {
+        cs_db_set_error(db, "python frames");
+        return -1;
+    }
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (py.n == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            int64_t *m = realloc(py.ids, ncap * sizeof *m);
+            if (!m) {
+                rc = -1;
+                break;
+            }
+            py.ids = m;
+            cap = ncap;
+        }
+        py.ids[py.n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc || py.n == 0) {
+        free(py.ids);
+        return rc; /* no Python frame in the database: nothing to say */
+    }
+    static const char sql[] =
+        "WITH per AS (SELECT stack_id, SUM(count) AS n FROM samples WHERE process_id = ?1"
+        "  AND profile = ?2 AND ts BETWEEN ?3 AND ?4 GROUP BY stack_id),"
+        " py AS MATERIALIZED (SELECT COALESCE(NULLIF(f.function, ''), '?') AS fn, f.file,"
+        "  f.line, SUM(per.n) AS n FROM per JOIN stacks s ON s.id = per.stack_id"
+        "  JOIN frames f ON f.id = python_leaf(s.frame_ids) GROUP BY 1, 2, 3)"
+        " SELECT fn, file, SUM(n) AS total, (SELECT line FROM py AS b WHERE b.fn = py.fn"
+        "  AND b.file IS py.file ORDER BY b.n DESC LIMIT 1) FROM py GROUP BY fn, file"
+        " ORDER BY total DESC LIMIT ?5";
+    if (sqlite3_create_function(db->h, "python_leaf", 1, SQLITE_UTF8, &py, python_leaf, NULL,
+                                NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        cs_db_set_error(db, "top Python functions");
+        sqlite3_create_function(db->h, "python_leaf", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+        free(py.ids);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, process_id);
+    sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, until);
+    sqlite3_bind_int(st, 5, limit);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        if (cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+               sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 2), arg) != 0)
+            break;
+    sqlite3_finalize(st);
+    /* The function points at this call's set: gone with it. */
+    sqlite3_create_function(db->h, "python_leaf", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    free(py.ids);
+    return 0;
+}
+
 int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int64_t from,
                         int64_t until, int limit,
                         int (*cb)(const char *function, int64_t count, void *arg), void *arg)

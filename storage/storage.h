@@ -132,6 +132,15 @@ int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int6
                         int64_t until, int limit,
                         int (*cb)(const char *function, int64_t count, void *arg), void *arg);
 
+/* The same by the innermost Python function of each sample (function, file, and the line
+ * of it with the most samples), its native callees included: which of a Python program's
+ * functions the time went to. Samples without a Python frame are left out. */
+int cs_db_top_python(cs_db *db, int64_t process_id, const char *profile, int64_t from,
+                     int64_t until, int limit,
+                     int (*cb)(const char *function, const char *file, int64_t line, int64_t count,
+                               void *arg),
+                     void *arg);
+
 /* --- the upload queue (storage/uploads.c) ------------------------------------------------ */
 
 typedef struct cs_upload_row {

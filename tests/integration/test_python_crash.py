@@ -5,6 +5,7 @@
   its window, the next time the database is read."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -27,14 +28,25 @@ check(st == 128 + signal.SIGSEGV, "python dies of SIGSEGV under crashscope (%r)"
 check("Fatal Python error: Segmentation fault" in err and "parse_payload" in err,
       "faulthandler's own traceback appears")
 check("died of SIGSEGV" in err, "crashscope's report appears too")
+report = err
 st, out, err = run([CRASHSCOPE, "inspect", "--db", db, "--json"], timeout=30)
-c = json.loads(out)["crash"] if st == 0 else {}
+j = json.loads(out) if st == 0 else {}
+c = j.get("crash", {})
 check(c.get("fault_address") == "0x0" and c.get("code") == "SEGV_MAPERR",
       "the fault address is the true one, 0x0 (got %s %s)" % (c.get("fault_address"), c.get("code")))
 fns = [f["function"] for f in c.get("stack", [])]
 check(fns[:1] and "strlen" in fns[0] and not any("faulthandler" in f for f in fns),
       "the crash stack starts at the fault (strlen of NULL), not in a handler: %s" % fns[:5])
 check(c.get("thread", {}).get("name") == "python3", "thread name recorded: %s" % c.get("thread"))
+# Where the CPU went, by Python function: the half second of parse_payload's loop (lines 5-6),
+# not the interpreter's own functions that the native list shows.
+top = j.get("window", {}).get("top_cpu_python", [])
+check(top and top[0]["function"] == "parse_payload" and top[0]["file"] == script and
+      top[0]["line"] in (5, 6) and top[0]["samples"] >= 25,
+      "inspect --json: the hottest Python function is parse_payload at line 5-6: %s" % top[:2])
+check(re.search(r"by Python function.*?\n +\d+\.\d%  parse_payload +" + re.escape(script) +
+                r":[56]\n", report, re.S),
+      "and the report printed at the crash says so: %r" % report[report.find("where the CPU"):][:600])
 
 # faulthandler gives the main thread a small alternate stack of its own (16 KiB on the heap):
 # crashscope keeps its bigger one for its handlers, so neither sampling nor the crash capture
