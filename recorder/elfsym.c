@@ -8,7 +8,8 @@
  * Must never print, keep global mutable state, or be called from a signal handler (it opens
  * files and allocates). Files are read with pread, not mmap: a library truncated or rewritten
  * in place while we index it would raise SIGBUS through a mapping, whereas pread comes back
- * short. Nothing stays open or mapped once cs_elfsym_open returns.
+ * short. Nothing stays open or mapped once cs_elfsym_open returns. An image in memory (the
+ * vDSO, which has no file) is read within the size its caller vouches for, and no further.
  */
 #ifndef _GNU_SOURCE
 #endif
@@ -95,7 +96,8 @@ static void tbuf_free(tbuf *b)
 }
 
 typedef struct {
-    int fd;
+    int fd;                   /* -1 for an image in memory */
+    const unsigned char *mem; /* the image, when not a file */
     uint64_t fsize;
     Elf64_Ehdr eh;
     Elf64_Shdr *sh; /* NULL when the section header table is absent or unusable */
@@ -125,6 +127,17 @@ static int in_file(const efile *f, uint64_t off, uint64_t len)
     return off <= f->fsize && len <= f->fsize - off;
 }
 
+static int efile_read(const efile *f, void *buf, size_t len, uint64_t off)
+{
+    if (f->mem) {
+        if (!in_file(f, off, len))
+            return -1;
+        memcpy(buf, f->mem + off, len);
+        return 0;
+    }
+    return read_at(f->fd, buf, len, off);
+}
+
 static const Elf64_Shdr *section(const efile *f, uint64_t i)
 {
     return f->sh && i < f->shnum ? &f->sh[i] : NULL;
@@ -140,7 +153,7 @@ static void load_sections(efile *f)
     const Elf64_Ehdr *eh = &f->eh;
     Elf64_Shdr first;
     if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
-        !in_file(f, eh->e_shoff, sizeof first) || read_at(f->fd, &first, sizeof first, eh->e_shoff))
+        !in_file(f, eh->e_shoff, sizeof first) || efile_read(f, &first, sizeof first, eh->e_shoff))
         return;
     /* With 0xff00 or more sections, e_shnum is 0 and the count lives in section 0. */
     uint64_t n = eh->e_shnum ? eh->e_shnum : first.sh_size;
@@ -149,7 +162,7 @@ static void load_sections(efile *f)
     Elf64_Shdr *sh = malloc(n * sizeof *sh);
     if (!sh)
         return;
-    if (read_at(f->fd, sh, n * sizeof *sh, eh->e_shoff)) {
+    if (efile_read(f, sh, n * sizeof *sh, eh->e_shoff)) {
         free(sh);
         return;
     }
@@ -166,6 +179,19 @@ static void efile_close(efile *f)
     f->sh = NULL;
 }
 
+/* The ELF header, checked, and the section headers. */
+static int efile_start(efile *f)
+{
+    if (efile_read(f, &f->eh, sizeof f->eh, 0))
+        return -1;
+    const unsigned char *id = f->eh.e_ident;
+    if (memcmp(id, ELFMAG, SELFMAG) != 0 || id[EI_CLASS] != ELFCLASS64 ||
+        id[EI_DATA] != ELFDATA2LSB)
+        return -1;
+    load_sections(f);
+    return 0;
+}
+
 static int efile_open(efile *f, const char *path)
 {
     memset(f, 0, sizeof *f);
@@ -179,17 +205,26 @@ static int efile_open(efile *f, const char *path)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(Elf64_Ehdr))
         goto fail;
     f->fsize = (uint64_t)st.st_size;
-    if (read_at(fd, &f->eh, sizeof f->eh, 0))
+    if (efile_start(f))
         goto fail;
-    const unsigned char *id = f->eh.e_ident;
-    if (memcmp(id, ELFMAG, SELFMAG) != 0 || id[EI_CLASS] != ELFCLASS64 ||
-        id[EI_DATA] != ELFDATA2LSB)
-        goto fail;
-    load_sections(f);
     return 0;
 fail:
     efile_close(f);
     return -1;
+}
+
+/* An image already in memory, SIZE bytes readable (the vDSO: it has no file). */
+static int efile_open_memory(efile *f, const void *image, size_t size)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->mem = image;
+    f->fsize = size;
+    if (!image || size < sizeof(Elf64_Ehdr) || efile_start(f)) {
+        efile_close(f);
+        return -1;
+    }
+    return 0;
 }
 
 static const Elf64_Shdr *find_type(const efile *f, uint32_t type)
@@ -213,7 +248,7 @@ static const Elf64_Shdr *find_named(const efile *f, const char *want)
     if (!names)
         return NULL;
     const Elf64_Shdr *found = NULL;
-    if (read_at(f->fd, names, ss->sh_size, ss->sh_offset) == 0) {
+    if (efile_read(f, names, ss->sh_size, ss->sh_offset) == 0) {
         size_t wlen = strlen(want);
         for (size_t i = 1; i < f->shnum && !found; i++) {
             uint32_t off = f->sh[i].sh_name;
@@ -239,7 +274,7 @@ static Elf64_Phdr *load_phdrs(const efile *f, size_t *count)
     Elf64_Phdr *ph = malloc(n * sizeof *ph);
     if (!ph)
         return NULL;
-    if (read_at(f->fd, ph, n * sizeof *ph, eh->e_phoff)) {
+    if (efile_read(f, ph, n * sizeof *ph, eh->e_phoff)) {
         free(ph);
         return NULL;
     }
@@ -284,7 +319,7 @@ static size_t note_range_build_id(const efile *f, uint64_t off, uint64_t size, u
     unsigned char *buf = malloc((size_t)size);
     size_t n = 0;
     /* GNU notes are 4-aligned; only 8-aligned blocks (.note.gnu.property) pad to 8. */
-    if (buf && read_at(f->fd, buf, (size_t)size, off) == 0)
+    if (buf && efile_read(f, buf, (size_t)size, off) == 0)
         n = notes_build_id(buf, (size_t)size, align == 8 ? 8 : 4, out);
     free(buf);
     return n;
@@ -385,7 +420,7 @@ static int read_debuglink(const efile *f, char *name, size_t name_cap, uint32_t 
     const Elf64_Shdr *s = find_named(f, ".gnu_debuglink");
     unsigned char buf[512];
     if (!sec_has_data(f, s) || s->sh_size < 6 || s->sh_size > sizeof buf ||
-        read_at(f->fd, buf, (size_t)s->sh_size, s->sh_offset))
+        efile_read(f, buf, (size_t)s->sh_size, s->sh_offset))
         return -1;
     size_t size = (size_t)s->sh_size;
     const unsigned char *nul = memchr(buf, 0, size);
@@ -507,14 +542,14 @@ static void add_symtab(builder *b, const efile *f, const Elf64_Shdr *symsh)
         b->oom = 1;
         goto out;
     }
-    if (read_at(f->fd, strtab.p, strsz, strsh->sh_offset))
+    if (efile_read(f, strtab.p, strsz, strsh->sh_offset))
         goto out;
     const char *str = (const char *)strtab.p;
     uint64_t nsym = symsh->sh_size / sizeof(Elf64_Sym);
     for (uint64_t base = 0; base < nsym && !b->oom; base += SYM_CHUNK) {
         size_t cnt = nsym - base < SYM_CHUNK ? (size_t)(nsym - base) : SYM_CHUNK;
-        if (read_at(f->fd, chunk.p, cnt * sizeof(Elf64_Sym),
-                    symsh->sh_offset + base * sizeof(Elf64_Sym)))
+        if (efile_read(f, chunk.p, cnt * sizeof(Elf64_Sym),
+                       symsh->sh_offset + base * sizeof(Elf64_Sym)))
             break;
         const Elf64_Sym *syms = (const Elf64_Sym *)(void *)chunk.p;
         for (size_t i = 0; i < cnt; i++) {
@@ -677,24 +712,20 @@ static cs_elfsym *finish(builder *b, const efile *m, const unsigned char *bid, s
     return e;
 }
 
-cs_elfsym *cs_elfsym_open(const char *path)
+/* Indexes M; PATH (NULL for an image in memory) is where to look for a debug file. */
+static cs_elfsym *index_efile(efile *m, const char *path)
 {
-    if (!path)
-        return NULL;
-    efile m;
-    if (efile_open(&m, path))
-        return NULL;
     unsigned char bid[BUILD_ID_MAX];
-    size_t bidlen = read_build_id(&m, bid);
+    size_t bidlen = read_build_id(m, bid);
     builder b = {0};
     int source = CS_ELFSYM_SRC_DYNSYM;
-    const Elf64_Shdr *symtab = find_type(&m, SHT_SYMTAB);
-    if (sec_has_data(&m, symtab)) {
-        add_symtab(&b, &m, symtab);
+    const Elf64_Shdr *symtab = find_type(m, SHT_SYMTAB);
+    if (sec_has_data(m, symtab)) {
+        add_symtab(&b, m, symtab);
         source = CS_ELFSYM_SRC_SYMTAB;
-    } else {
+    } else if (path) {
         efile dbg;
-        if (open_debug_file(&m, path, bid, bidlen, &dbg) == 0) {
+        if (open_debug_file(m, path, bid, bidlen, &dbg) == 0) {
             add_symtab(&b, &dbg, find_type(&dbg, SHT_SYMTAB));
             efile_close(&dbg);
             source = CS_ELFSYM_SRC_DEBUG;
@@ -702,12 +733,28 @@ cs_elfsym *cs_elfsym_open(const char *path)
     }
     /* Added even with a .symtab: it costs nothing after deduplication and covers a .symtab
      * that was partially stripped. Added second, so equal aliases keep the .symtab entry. */
-    add_symtab(&b, &m, find_type(&m, SHT_DYNSYM));
-    cs_elfsym *e = b.oom ? NULL : finish(&b, &m, bid, bidlen, source);
+    add_symtab(&b, m, find_type(m, SHT_DYNSYM));
+    cs_elfsym *e = b.oom ? NULL : finish(&b, m, bid, bidlen, source);
     tbuf_free(&b.cands);
     tbuf_free(&b.names);
-    efile_close(&m);
+    efile_close(m);
     return e;
+}
+
+cs_elfsym *cs_elfsym_open(const char *path)
+{
+    efile m;
+    if (!path || efile_open(&m, path))
+        return NULL;
+    return index_efile(&m, path);
+}
+
+cs_elfsym *cs_elfsym_open_memory(const void *image, size_t size)
+{
+    efile m;
+    if (efile_open_memory(&m, image, size))
+        return NULL;
+    return index_efile(&m, NULL);
 }
 
 const char *cs_elfsym_lookup(const cs_elfsym *e, uint64_t vaddr, uint64_t *sym_start)

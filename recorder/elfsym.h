@@ -28,6 +28,10 @@ enum cs_elfsym_source {
  * parts that fail their bounds checks are ignored, which may leave an object with no symbols. */
 cs_elfsym *cs_elfsym_open(const char *path);
 
+/* The same for an ELF image in memory (the vDSO), SIZE bytes of it readable; no debug file
+ * is looked for. */
+cs_elfsym *cs_elfsym_open_memory(const void *image, size_t size);
+
 /* Looks up VADDR, an address in the file's own virtual address space (runtime address minus
  * load bias). Returns the name of the function symbol containing it and stores its start in
  * *sym_start if sym_start is non-NULL; NULL if no symbol covers VADDR. A zero-sized symbol

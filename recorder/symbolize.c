@@ -13,11 +13,14 @@
 #include <elf.h>
 #include <limits.h>
 #include <link.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #define MAX_SEGS 8
+#define VDSO     "[vdso]"
 
 typedef struct module {
     char *path;
@@ -35,6 +38,71 @@ struct cs_symbolizer {
     unsigned long long adds, subs;
     char exe[PATH_MAX];
 };
+
+/* The vDSO is named as /proc/PID/maps names it, whoever reports it ("linux-vdso.so.1" to
+ * dl_iterate_phdr): one module, one name, in the window and in crash records alike. */
+static const char *module_name(const char *name)
+{
+    return strstr(name, "linux-vdso") || strstr(name, "linux-gate") ? VDSO : name;
+}
+
+/* How many bytes of this process's vDSO image at AT are mapped, from /proc/self/maps (its
+ * section headers lie past its loadable segment: only the mapping says how far is safe to
+ * read). 0 when not found. */
+static size_t vdso_mapped(uintptr_t at)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return 0;
+    char line[512];
+    size_t size = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo == at &&
+            hi > lo) {
+            size = hi - lo;
+            break;
+        }
+    }
+    fclose(f);
+    return size;
+}
+
+/* The vDSO has no file: its symbols come from this process's own image, which is the one
+ * the kernel gives every process of its boot. A crash record ingested by another process
+ * (perhaps after a reboot into another kernel) names M's segments: the image is used only
+ * when its loadable segments are the same, at the same offsets. */
+static cs_elfsym *vdso_symbols(const module *m)
+{
+    uintptr_t at = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    size_t size = at ? vdso_mapped(at) : 0;
+    if (size < sizeof(ElfW(Ehdr)))
+        return NULL;
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)at;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+        eh->e_phoff > size || eh->e_phnum > (size - eh->e_phoff) / sizeof(ElfW(Phdr)))
+        return NULL;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(at + eh->e_phoff);
+    int k = 0;
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD)
+            continue;
+        if (k >= m->nseg || m->lo[k] - m->base != ph[i].p_vaddr ||
+            m->hi[k] - m->lo[k] != ph[i].p_memsz)
+            return NULL;
+        k++;
+    }
+    if (k == 0 || k != m->nseg)
+        return NULL;
+    return cs_elfsym_open_memory((const void *)at, size);
+}
+
+static cs_elfsym *module_symbols(const module *m)
+{
+    if (m->path[0] == '/')
+        return cs_elfsym_open(m->path);
+    return strcmp(m->path, VDSO) == 0 ? vdso_symbols(m) : NULL;
+}
 
 typedef struct collect {
     module *mods;
@@ -54,8 +122,7 @@ static int collect_cb(struct dl_phdr_info *info, size_t size, void *data)
         name = c->exe; /* the main program is reported without a name */
     if (!*name)
         return 0;
-    if (strstr(name, "linux-vdso") || strstr(name, "linux-gate"))
-        name = "[vdso]"; /* no file on disk: named, never opened */
+    name = module_name(name);
     if (c->n == c->cap) {
         int cap = c->cap ? c->cap * 2 : 64;
         module *m = realloc(c->mods, sizeof *m * (size_t)cap);
@@ -134,7 +201,7 @@ int cs_symbolizer_add(cs_symbolizer *s, const char *path, uint64_t base, const u
     }
     module *m = &s->mods[s->n];
     memset(m, 0, sizeof *m);
-    m->path = strdup(path);
+    m->path = strdup(module_name(path));
     if (!m->path)
         return -1;
     m->base = base;
@@ -192,7 +259,7 @@ void cs_symbolizer_lookup(cs_symbolizer *s, uint64_t ip, int return_address, cs_
                 continue;
             if (!m->sym_tried) {
                 m->sym_tried = 1;
-                m->sym = m->path[0] == '/' ? cs_elfsym_open(m->path) : NULL;
+                m->sym = module_symbols(m);
             }
             out->module = m->path;
             out->module_index = i;
@@ -224,7 +291,7 @@ int cs_symbolizer_module(cs_symbolizer *s, int i, const char **path, uint64_t *b
     module *m = &s->mods[i];
     if (!m->sym_tried) {
         m->sym_tried = 1;
-        m->sym = m->path[0] == '/' ? cs_elfsym_open(m->path) : NULL;
+        m->sym = module_symbols(m);
     }
     *path = m->path;
     *base = m->base;

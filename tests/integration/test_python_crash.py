@@ -47,6 +47,12 @@ check(top and top[0]["function"] == "parse_payload" and top[0]["file"] == script
 check(re.search(r"by Python function.*?\n +\d+\.\d%  parse_payload +" + re.escape(script) +
                 r":[56]\n", report, re.S),
       "and the report printed at the crash says so: %r" % report[report.find("where the CPU"):][:600])
+# The loop's time.process_time() is a system call made from the vDSO, which has no file: its
+# samples are named from the vDSO's image in memory, one name whether the writer stored them
+# or the crash record carried them ("linux-vdso.so.1" to dl_iterate_phdr, "[vdso]" in maps).
+natives = [t["function"] for t in j.get("window", {}).get("top_cpu", [])]
+check(any("clock_gettime" in f for f in natives[:3]) and not any("vdso" in f for f in natives),
+      "the vDSO's clock_gettime is named, under one name: %s" % natives[:5])
 
 # faulthandler gives the main thread a small alternate stack of its own (16 KiB on the heap):
 # crashscope keeps its bigger one for its handlers, so neither sampling nor the crash capture

@@ -3,7 +3,9 @@
  *
  * Checks that a static function of this executable and libc's getpid resolve from their
  * runtime addresses, that the build id matches the one in memory, and that empty, text,
- * truncated, header-corrupted and randomly mutated ELF files never crash the loader. Meant to
+ * truncated, header-corrupted and randomly mutated ELF files never crash the loader, whether
+ * read from the file or from memory (and answer alike both ways), and that the vDSO, which has
+ * no file, is read from memory. Meant to
  * run under -fsanitize=address,undefined (or valgrind) so that any out-of-bounds read fails it.
  * Prints one line per failure and exits 1; exits 0 when everything passed. Must never depend on
  * debug packages being installed: checks that need them are skipped when they are absent.
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -278,19 +281,15 @@ static void write_file(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
+static const uint64_t probes[] = {0, 1, 0x1000, 0x2345, 0x10000, 0x9be70, 0xd54e0, UINT64_MAX};
+
 /* Whatever it returns, an object from a broken file must answer every call safely. */
-static void poke(const char *path, int want_null)
+static void answer_all(cs_elfsym *e)
 {
-    cs_elfsym *e = cs_elfsym_open(path);
-    if (want_null)
-        CHECK(e == NULL, "%s opened, expected NULL", path);
-    if (!e)
-        return;
     volatile size_t sink = 0;
     const char *bid = cs_elfsym_build_id(e);
     if (bid)
         sink += strlen(bid);
-    uint64_t probes[] = {0, 1, 0x1000, 0x2345, 0x10000, 0x9be70, 0xd54e0, UINT64_MAX};
     for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
         uint64_t start;
         const char *n = cs_elfsym_lookup(e, probes[i], &start);
@@ -299,7 +298,101 @@ static void poke(const char *path, int want_null)
     }
     sink += cs_elfsym_first_load_vaddr(e) + (size_t)cs_elfsym_type(e) + cs_elfsym_count(e);
     (void)sink;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* An object read from memory answers as the one read from the file of the same bytes. */
+static void same_answers(const cs_elfsym *f, const cs_elfsym *m, const char *what)
+{
+    CHECK(same_str(cs_elfsym_build_id(f), cs_elfsym_build_id(m)) &&
+              cs_elfsym_count(f) == cs_elfsym_count(m) && cs_elfsym_type(f) == cs_elfsym_type(m) &&
+              cs_elfsym_first_load_vaddr(f) == cs_elfsym_first_load_vaddr(m) &&
+              cs_elfsym_source(f) == cs_elfsym_source(m),
+          "%s: from memory, another build id, count, type, first load or source", what);
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        uint64_t s1 = 0, s2 = 0;
+        const char *n1 = cs_elfsym_lookup(f, probes[i], &s1),
+                   *n2 = cs_elfsym_lookup(m, probes[i], &s2);
+        CHECK(same_str(n1, n2) && (!n1 || s1 == s2),
+              "%s: at %#llx %s from the file, %s from memory", what, (unsigned long long)probes[i],
+              n1 ? n1 : "nothing", n2 ? n2 : "nothing");
+    }
+}
+
+static void poke(const char *path, int want_null)
+{
+    cs_elfsym *e = cs_elfsym_open(path);
+    if (want_null)
+        CHECK(e == NULL, "%s opened, expected NULL", path);
+    if (e)
+        answer_all(e);
+    /* The same bytes from memory, in a buffer of exactly their size (a read past it is the
+     * sanitizer's to catch), unless the file's symbols came from a debug file, which an
+     * image in memory never looks for. */
+    struct stat st;
+    size_t len = 0;
+    unsigned char *img = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? slurp(path, &len) : NULL;
+    unsigned char *exact = img ? malloc(len ? len : 1) : NULL;
+    if (exact) {
+        memcpy(exact, img, len);
+        cs_elfsym *m = cs_elfsym_open_memory(exact, len);
+        if (m)
+            answer_all(m);
+        if (!e || cs_elfsym_source(e) != CS_ELFSYM_SRC_DEBUG) {
+            CHECK(!e == !m, "%s: %s from the file, %s from memory", path, e ? "opened" : "refused",
+                  m ? "opened" : "refused");
+            if (e && m)
+                same_answers(e, m, path);
+        }
+        cs_elfsym_close(m);
+        free(exact);
+    }
+    free(img);
     cs_elfsym_close(e);
+}
+
+/* The vDSO, which has no file: its symbols from the image the kernel mapped, read only
+ * within the mapping (/proc/self/maps), and the same as a copy of it written to a file. */
+static void test_vdso(void)
+{
+    uintptr_t at = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    size_t size = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo == at)
+            size = hi - lo;
+    }
+    if (f)
+        fclose(f);
+    CHECK(at && size, "this process has a vDSO (at %#lx, %zu bytes)", (unsigned long)at, size);
+    if (!at || !size)
+        return;
+    cs_elfsym *m = cs_elfsym_open_memory((const void *)at, size);
+    CHECK(m && cs_elfsym_count(m) > 0, "the vDSO's symbols, from memory");
+    int found = 0;
+    for (uint64_t a = 0; m && a < size && !found; a += 4) {
+        const char *n = cs_elfsym_lookup(m, a, NULL);
+        found = n && strstr(n, "clock_gettime");
+    }
+    CHECK(found, "one of them is clock_gettime");
+    char p[512];
+    tmp_path(p, sizeof p, "vdso");
+    write_file(p, (const void *)at, size);
+    cs_elfsym *e = cs_elfsym_open(p);
+    CHECK(e != NULL, "the vDSO's copy in a file opens");
+    if (e && m)
+        same_answers(e, m, "vdso");
+    cs_elfsym_close(e);
+    cs_elfsym_close(m);
+    CHECK(cs_elfsym_open_memory(NULL, 100) == NULL &&
+              cs_elfsym_open_memory((const void *)at, 10) == NULL,
+          "no image, or one shorter than an ELF header, is refused");
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -484,8 +577,10 @@ int main(void)
     test_libc(libc_path, sizeof libc_path);
     test_broken(libc_path);
     test_threads();
+    test_vdso();
 
-    const char *names[] = {"text", "elf32", "fifo", "trunc64", "trunc1000", "half", "corrupt"};
+    const char *names[] = {"text",      "elf32", "fifo",    "trunc64",
+                           "trunc1000", "half",  "corrupt", "vdso"};
     char p[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         tmp_path(p, sizeof p, names[i]);
