@@ -14,6 +14,7 @@
 #include "../recorder/ring.h"
 #include "../recorder/symbolize.h"
 #include "../storage/storage.h"
+#include "signames.h"
 #include "srcline.h"
 
 #include <dirent.h>
@@ -404,8 +405,13 @@ static long long store(const char *db_path, const char *record_name, record *r, 
         memcpy(name, t->name, CS_RECORD_NAME);
         name[CS_RECORD_NAME] = 0;
         cs_crash_thread_row tr = {.tid = t->tid, .name = name};
-        snprintf(tr.state, sizeof tr.state, "%s", t->state == CS_THREAD_OK ? "ok" : "no answer");
-        if (t->state == CS_THREAD_OK) {
+        int crashed = (t->state & 0xff) == CS_THREAD_CRASHED;
+        if (crashed)
+            snprintf(tr.state, sizeof tr.state, "crashed %s", cs_signal_name(t->state >> 8));
+        else
+            snprintf(tr.state, sizeof tr.state, "%s",
+                     t->state == CS_THREAD_OK ? "ok" : "no answer");
+        if (t->state == CS_THREAD_OK || crashed) {
             attach_python(r, t->tid, &r->threads[i].st);
             tr.stack_id = store_stack(&c, &r->threads[i].st, 1, CS_PINNED_S);
             ok = tr.stack_id > 0;

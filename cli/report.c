@@ -489,13 +489,18 @@ int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int
         text_stack(out, db, c.stack_id, "  ", 64);
         int answered = 0;
         for (int i = 0; i < nthreads; i++)
-            answered += !strcmp(threads[i].state, "ok");
+            answered += strcmp(threads[i].state, "no answer") != 0;
         fprintf(out, "\nother threads (%d, %d answered):\n", nthreads, answered);
         for (int i = 0; i < nthreads; i++) {
-            fprintf(out, "  tid %d \"%s\"%s\n", threads[i].tid,
-                    threads[i].name ? threads[i].name : "",
-                    strcmp(threads[i].state, "ok") ? ": did not answer within 0.5 s" : "");
-            if (!strcmp(threads[i].state, "ok"))
+            const char *st = threads[i].state;
+            fprintf(out, "  tid %d \"%s\"", threads[i].tid, threads[i].name ? threads[i].name : "");
+            if (!strcmp(st, "no answer"))
+                fputs(": did not answer within 0.5 s\n", out);
+            else if (!strncmp(st, "crashed ", 8))
+                fprintf(out, ": crashed too (%s) while this was captured; at its fault:\n", st + 8);
+            else
+                fputc('\n', out);
+            if (strcmp(st, "no answer") != 0)
                 text_stack(out, db, threads[i].stack_id, "    ", 24);
         }
     window:

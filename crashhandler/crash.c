@@ -300,14 +300,17 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
             cs_record_thread rt;
             memset(&rt, 0, sizeof rt);
             rt.tid = t->tid;
-            rt.state = atomic_load(&t->done) ? CS_THREAD_OK : CS_THREAD_NO_ANSWER;
-            rt.nframes = rt.state == CS_THREAD_OK ? t->nframes : 0;
+            int answered = atomic_load(&t->done);
+            rt.state = !answered         ? CS_THREAD_NO_ANSWER
+                       : t->fault_signal ? CS_THREAD_CRASHED | t->fault_signal << 8
+                                         : CS_THREAD_OK;
+            rt.nframes = answered ? t->nframes : 0;
             if (!cs_pythreads_name(t->tid, rt.name, sizeof rt.name))
                 memcpy(rt.name, t->name, strnlen(t->name, sizeof t->name));
             out_section(o, CS_SEC_THREAD, (uint32_t)(sizeof rt + 8 * (size_t)rt.nframes));
             out_put(o, &rt, sizeof rt);
             out_put(o, t->ips, 8 * (size_t)rt.nframes);
-            if (rt.state == CS_THREAD_OK)
+            if (answered)
                 emit_pystack(o, t->tid, t->py, t->npy);
         }
         if (writer_frozen) {
@@ -348,12 +351,20 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
     } else if (capture_it) {
         pid_t expect = 0;
         if (!atomic_compare_exchange_strong(&owner, &expect, me)) {
-            /* Another thread is capturing: give it time, then take the program's action. */
+            /* Another thread is capturing: give it time, then take the program's action.
+             * Meanwhile, asked for its stack, this thread answers with its own fault's. */
+            cs_thread *self = cs_thread_self();
+            if (self) {
+                atomic_store(&self->fault_signal, sig);
+                atomic_store(&self->fault_context, ucv);
+            }
             for (int i = 0;
                  i < OTHER_CRASH_MS && atomic_load(&owner) != 0 && !atomic_load(&chaining); i++) {
                 struct timespec ms = {0, 1000000};
                 syscall(SYS_nanosleep, &ms, NULL);
             }
+            if (self)
+                atomic_store(&self->fault_context, NULL);
             capture_it = 0;
         }
     }

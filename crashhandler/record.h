@@ -81,7 +81,9 @@ typedef struct cs_record_module {
     /* followed by the path */
 } cs_record_module;
 
-enum { CS_THREAD_OK = 0, CS_THREAD_NO_ANSWER = 1 };
+/* state: CS_THREAD_CRASHED | signal << 8 for a thread that faulted too while the capture ran
+ * (its frames are those of its own fault). */
+enum { CS_THREAD_OK = 0, CS_THREAD_NO_ANSWER = 1, CS_THREAD_CRASHED = 2 };
 
 typedef struct cs_record_thread {
     int32_t tid;

@@ -145,7 +145,12 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
             cs_thread_stack *ts = &area[idx];
             ts->tid = t->tid;
             prctl(PR_GET_NAME, ts->name, 0, 0, 0);
-            ts->nframes = (uint16_t)cs_unwind_signal_context(ucv, ts->ips, CS_MAX_FRAMES);
+            /* A thread that faulted too is asked while it waits in the crash handler: where
+             * it was is its fault, not the handler's wait this signal interrupted. */
+            void *fault = atomic_load(&t->fault_context);
+            ts->fault_signal = fault ? atomic_load(&t->fault_signal) : 0;
+            ts->nframes =
+                (uint16_t)cs_unwind_signal_context(fault ? fault : ucv, ts->ips, CS_MAX_FRAMES);
             ts->npy = (uint16_t)cs_sampler_python_stack(ts->py, CS_MAX_PYFRAMES);
             atomic_store_explicit(&ts->done, 1, memory_order_release);
         }

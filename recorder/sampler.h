@@ -37,6 +37,7 @@ typedef struct cs_thread_stack {
     uint16_t nframes;
     char name[16];
     uint16_t npy;
+    int fault_signal; /* non-zero: the thread faulted too, and IPS are from its fault */
     uint64_t ips[CS_MAX_FRAMES];
     cs_pyframe py[CS_MAX_PYFRAMES];
 } cs_thread_stack;

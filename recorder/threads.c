@@ -183,6 +183,7 @@ cs_thread *cs_thread_register(void)
         t->pthread = pthread_self();
         prctl(PR_GET_NAME, t->name, 0, 0, 0);
         t->name_ns = 0;
+        atomic_store(&t->fault_context, NULL);
         atomic_fetch_add_explicit(&threads_created, 1, memory_order_relaxed);
         int hw = atomic_load(&high_water);
         while (hw < i + 1 && !atomic_compare_exchange_weak(&high_water, &hw, i + 1))

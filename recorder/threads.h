@@ -41,6 +41,10 @@ typedef struct cs_thread {
     void *altstack; /* crashscope's alternate signal stack for this thread, if it gave one */
     size_t altstack_size;
     stack_t program_ss; /* what the program asked sigaltstack() for, while ours stays */
+    /* Set while this thread, faulted itself, waits in the crash handler for another thread's
+     * capture: the context of its own fault, which its stack is reported from. */
+    _Atomic(void *) fault_context;
+    _Atomic int fault_signal;
 } cs_thread;
 
 /* The calling thread's slot, or NULL if it is not registered. Async-signal-safe. */

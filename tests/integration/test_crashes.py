@@ -63,6 +63,27 @@ for mode, (sig, code, fn, tname) in CASES.items():
     check(len(idlers) == 1 and any(f["function"] == "idle_wait" for f in idlers[0]["stack"]),
           "%s: the other thread is reported waiting in idle_wait" % mode)
 
+# Two threads fault at the same moment: one is captured, and the other, waiting in the crash
+# handler meanwhile, is reported as crashed too, with the stack of its own fault (not of the
+# handler's wait). Whichever wins, the other's first frame is its own function.
+FUNCS = {"db-worker": "store_record", "index-worker": "store_index"}
+seen = []
+for i in range(4):
+    db = os.path.join(d, "two%d.db" % i)
+    st, out, err = record([CRASHER, "two"], db, timeout=30)
+    j = inspect_json(db) or {}
+    c = j.get("crash", {})
+    other = [t for t in c.get("threads", []) if t["name"] in FUNCS]
+    for t in other:
+        if t["state"].startswith("crashed"):
+            top = t["stack"][0]["function"] if t["stack"] else None
+            seen.append((t["state"], t["name"], top))
+    check(st == 128 + signal.SIGSEGV and c.get("thread", {}).get("name") in FUNCS and len(other) == 1,
+          "two: the process dies of SIGSEGV, one worker captured, the other listed (%r %s)"
+          % (st, [(t["name"], t["state"]) for t in other]))
+check(seen and all(s == "crashed SIGSEGV" and top == FUNCS[name] for s, name, top in seen),
+      "two: the worker that faulted meanwhile is 'crashed SIGSEGV', at its own function: %s" % seen)
+
 # A command line that is not UTF-8 (a surrogate, an overlong "/", a stray byte): inspect
 # --json still prints valid UTF-8, each bad byte as U+FFFD (a JSON reader refuses the whole
 # document for one invalid sequence, and Python's decoder is as strict as Go's).

@@ -7,6 +7,8 @@
  *   fpe        integer division by zero in compute_ratio
  *   doublefree a double free in release_buffer while three threads hammer malloc
  *   segv-user  sends itself SIGSEGV with kill() from send_self
+ *   two        "db-worker" (store_record) and "index-worker" (store_index) dereference NULL at
+ *              the same moment: one is captured, the other faults while that capture runs
  * Other threads are left running (one sleeping in idle_wait) so every-thread capture shows
  * them. Prints "ready" before crashing. The crashing functions keep their own frames
  * (no inlining, no sibling calls) so that a test can name them. */
@@ -50,6 +52,33 @@ static void *db_worker(void *a)
 {
     (void)a;
     pthread_setname_np(pthread_self(), "db-worker");
+    store_record(missing_slot, 42);
+    return NULL;
+}
+
+KEEP_FRAME void store_index(int *slot, int v)
+{
+    *slot = v;
+}
+
+static volatile int go; /* both spin on it, so that they fault within a microsecond */
+
+static void *index_worker(void *a)
+{
+    (void)a;
+    pthread_setname_np(pthread_self(), "index-worker");
+    while (!go)
+        ;
+    store_index(missing_slot, 7);
+    return NULL;
+}
+
+static void *db_worker_spinning(void *a)
+{
+    (void)a;
+    pthread_setname_np(pthread_self(), "db-worker");
+    while (!go)
+        ;
     store_record(missing_slot, 42);
     return NULL;
 }
@@ -127,6 +156,13 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (!strcmp(mode, "null")) {
         pthread_create(&t, NULL, db_worker, NULL);
+        pthread_join(t, NULL);
+    } else if (!strcmp(mode, "two")) {
+        pthread_t u;
+        pthread_create(&t, NULL, db_worker_spinning, NULL);
+        pthread_create(&u, NULL, index_worker, NULL);
+        usleep(50000);
+        go = 1;
         pthread_join(t, NULL);
     } else if (!strcmp(mode, "overflow")) {
         sink = recurse_forever(0);
