@@ -3,8 +3,9 @@
  *
  * Modules are matched by their PT_LOAD segments (not by path), so an address in a gap
  * between two libraries is never attributed to either. Symbol tables are loaded lazily and
- * survive refreshes for modules still loaded at the same base. Must never be used from a
- * signal handler (it allocates and reads files).
+ * survive refreshes for modules still loaded at the same base; the vDSO's, which has no
+ * file, are read from the process's own image. Must never be used from a signal handler (it
+ * allocates and reads files).
  */
 #include "symbolize.h"
 
@@ -43,7 +44,9 @@ struct cs_symbolizer {
  * dl_iterate_phdr): one module, one name, in the window and in crash records alike. */
 static const char *module_name(const char *name)
 {
-    return strstr(name, "linux-vdso") || strstr(name, "linux-gate") ? VDSO : name;
+    int vdso = !strchr(name, '/') &&
+               (!strncmp(name, "linux-vdso", 10) || !strncmp(name, "linux-gate", 10));
+    return vdso ? VDSO : name;
 }
 
 /* How many bytes of this process's vDSO image at AT are mapped, from /proc/self/maps (its
