@@ -327,7 +327,9 @@ static void capture(int sig, siginfo_t *si, ucontext_t *uc)
         else
             unlink(path);
     }
-    if (area)
+    /* A thread that answers late must not write into the area once it is unmapped (or into
+     * whatever is mapped there next): kept mapped rather than that. */
+    if (area && cs_sampler_release_stacks(100) == 0)
         munmap(area, area_len);
     if (hang) {
         cs_writer_thaw();
@@ -360,6 +362,9 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv)
             }
             for (int i = 0;
                  i < OTHER_CRASH_MS && atomic_load(&owner) != 0 && !atomic_load(&chaining); i++) {
+                /* Its entry, as soon as the capture collects: even a thread that blocks the
+                 * request's signal is then reported at its fault, not as silent. */
+                cs_sampler_answer_crash(ucv, sig);
                 struct timespec ms = {0, 1000000};
                 syscall(SYS_nanosleep, &ms, NULL);
             }

@@ -57,6 +57,7 @@ static __thread unsigned interrupts __attribute__((tls_model("initial-exec")));
 static _Atomic int crashing;
 static cs_thread_stack *_Atomic crash_area;
 static _Atomic int crash_area_n;
+static _Atomic int crash_area_users; /* handlers between finding the area and leaving it */
 
 int cs_sampler_signal(void)
 {
@@ -114,6 +115,46 @@ size_t cs_sampler_stack_room(void)
     return sp > (uintptr_t)ss.ss_sp ? sp - (uintptr_t)ss.ss_sp : 0;
 }
 
+/* T's entry of the crash collection, filled from CONTEXT by whichever of its handlers comes
+ * first (the request's, or its own fault's wait). The users count lets the capture know when
+ * no handler can still be writing into an area it is about to unmap. */
+static void answer_crash(cs_thread *t, void *context, int fault_signal)
+{
+    atomic_fetch_add(&crash_area_users, 1);
+    cs_thread_stack *area = atomic_load(&crash_area);
+    int idx = t ? cs_thread_index(t) : -1;
+    int expect = 0;
+    if (area && idx >= 0 && idx < atomic_load(&crash_area_n) &&
+        atomic_compare_exchange_strong(&area[idx].claimed, &expect, 1)) {
+        cs_thread_stack *ts = &area[idx];
+        ts->tid = t->tid;
+        prctl(PR_GET_NAME, ts->name, 0, 0, 0);
+        ts->fault_signal = fault_signal;
+        ts->nframes = (uint16_t)cs_unwind_signal_context(context, ts->ips, CS_MAX_FRAMES);
+        ts->npy = (uint16_t)cs_sampler_python_stack(ts->py, CS_MAX_PYFRAMES);
+        atomic_store_explicit(&ts->done, 1, memory_order_release);
+    }
+    atomic_fetch_sub(&crash_area_users, 1);
+}
+
+void cs_sampler_answer_crash(void *context, int sig)
+{
+    if (cs_sampler_stack_room() >= CS_HANDLER_ROOM)
+        answer_crash(cs_thread_self(), context, sig);
+}
+
+int cs_sampler_release_stacks(int timeout_ms)
+{
+    atomic_store(&crash_area, NULL);
+    for (int waited = 0; atomic_load(&crash_area_users) > 0; waited++) {
+        if (waited >= timeout_ms)
+            return -1;
+        struct timespec ms = {0, 1000000};
+        syscall(SYS_nanosleep, &ms, NULL);
+    }
+    return 0;
+}
+
 static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
@@ -139,21 +180,10 @@ static void on_sample_signal(int sig, siginfo_t *si, void *ucv)
         return;
     }
     if (kind == CS_KIND_CRASH_STACK) {
-        cs_thread_stack *area = atomic_load(&crash_area);
-        int idx = t ? cs_thread_index(t) : -1;
-        if (area && idx >= 0 && idx < atomic_load(&crash_area_n)) {
-            cs_thread_stack *ts = &area[idx];
-            ts->tid = t->tid;
-            prctl(PR_GET_NAME, ts->name, 0, 0, 0);
-            /* A thread that faulted too is asked while it waits in the crash handler: where
-             * it was is its fault, not the handler's wait this signal interrupted. */
-            void *fault = atomic_load(&t->fault_context);
-            ts->fault_signal = fault ? atomic_load(&t->fault_signal) : 0;
-            ts->nframes =
-                (uint16_t)cs_unwind_signal_context(fault ? fault : ucv, ts->ips, CS_MAX_FRAMES);
-            ts->npy = (uint16_t)cs_sampler_python_stack(ts->py, CS_MAX_PYFRAMES);
-            atomic_store_explicit(&ts->done, 1, memory_order_release);
-        }
+        /* A thread that faulted too is asked while it waits in the crash handler: where it
+         * was is its fault, not the handler's wait this signal interrupted. */
+        void *fault = t ? atomic_load(&t->fault_context) : NULL;
+        answer_crash(t, fault ? fault : ucv, fault ? atomic_load(&t->fault_signal) : 0);
         errno = saved_errno;
         return;
     }

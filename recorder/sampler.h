@@ -32,6 +32,7 @@ int cs_sampler_cpu_hz(void);
 
 /* The stack of one thread at the moment of a crash, filled by that thread's own handler. */
 typedef struct cs_thread_stack {
+    _Atomic int claimed; /* by the one handler that fills it */
     _Atomic int done;
     int32_t tid;
     uint16_t nframes;
@@ -47,6 +48,14 @@ typedef struct cs_thread_stack {
  * a crash is being captured, ordinary samples are not taken. Returns the number of threads
  * asked. Async-signal-safe. */
 int cs_sampler_collect_stacks(cs_thread_stack *area, int n, int timeout_ms);
+/* Ends the collection: no handler writes into the area after this returns 0, and it may be
+ * unmapped; -1 when a late one still did after TIMEOUT_MS (the area must then stay mapped).
+ * Async-signal-safe. */
+int cs_sampler_release_stacks(int timeout_ms);
+/* A thread that faulted while another thread's crash is captured: puts its stack at its own
+ * fault (CONTEXT, signal SIG) into its entry of the collection, once, whether it was asked
+ * yet or not, and even when it blocks the signal that asks. Async-signal-safe. */
+void cs_sampler_answer_crash(void *context, int sig);
 void cs_sampler_set_crashing(int on);
 
 /* Async-signal-safe: the calling thread's Python frames into PY (names remembered), or 0. */

@@ -7,8 +7,8 @@
  *   fpe        integer division by zero in compute_ratio
  *   doublefree a double free in release_buffer while three threads hammer malloc
  *   segv-user  sends itself SIGSEGV with kill() from send_self
- *   two        "db-worker" (store_record) and "index-worker" (store_index) dereference NULL at
- *              the same moment: one is captured, the other faults while that capture runs
+ *   two        "db-worker" dereferences NULL in store_record, and "index-worker", which blocks
+ *              signals, in store_index while that crash is being captured
  * Other threads are left running (one sleeping in idle_wait) so every-thread capture shows
  * them. Prints "ready" before crashing. The crashing functions keep their own frames
  * (no inlining, no sibling calls) so that a test can name them. */
@@ -61,24 +61,33 @@ KEEP_FRAME void store_index(int *slot, int v)
     *slot = v;
 }
 
-static volatile int go; /* both spin on it, so that they fault within a microsecond */
+static volatile int go, first_faults;
 
+/* Blocks every signal a fault does not raise (as threads that leave signals to main do), so
+ * that crashscope's request for its stack waits; faults 20 ms after db-worker did, while that
+ * fault is being captured. */
 static void *index_worker(void *a)
 {
     (void)a;
     pthread_setname_np(pthread_self(), "index-worker");
-    while (!go)
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    while (!first_faults)
         ;
+    usleep(20000);
     store_index(missing_slot, 7);
     return NULL;
 }
 
-static void *db_worker_spinning(void *a)
+static void *db_worker_first(void *a)
 {
     (void)a;
     pthread_setname_np(pthread_self(), "db-worker");
     while (!go)
         ;
+    first_faults = 1;
     store_record(missing_slot, 42);
     return NULL;
 }
@@ -159,7 +168,7 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);
     } else if (!strcmp(mode, "two")) {
         pthread_t u;
-        pthread_create(&t, NULL, db_worker_spinning, NULL);
+        pthread_create(&t, NULL, db_worker_first, NULL);
         pthread_create(&u, NULL, index_worker, NULL);
         usleep(50000);
         go = 1;
