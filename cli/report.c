@@ -152,47 +152,45 @@ typedef struct top_ctx {
     int64_t total;
 } top_ctx;
 
-static int on_top_python(const char *fn, const char *file, int64_t line, int64_t count, void *arg)
+/* One row of "where the CPU went": a function, and for a Python one its file and line. */
+static void top_row(top_ctx *t, const char *fn, const char *file, int64_t line, int64_t count)
 {
-    top_ctx *t = arg;
     if (t->json) {
         fputs(t->first ? "{" : ",{", t->out);
-        t->first = 0;
         cs_json_key(t->out, "function", 1);
         cs_json_str(t->out, fn);
-        cs_json_key(t->out, "file", 0);
-        cs_json_str(t->out, file);
-        cs_json_key(t->out, "line", 0);
-        fprintf(t->out, "%" PRId64, line);
+        if (file) {
+            cs_json_key(t->out, "file", 0);
+            cs_json_str(t->out, file);
+            cs_json_key(t->out, "line", 0);
+            fprintf(t->out, "%" PRId64, line);
+        }
         cs_json_key(t->out, "samples", 0);
         fprintf(t->out, "%" PRId64 "}", count);
     } else {
-        if (t->first)
-            fputs("  by Python function (the innermost of each sample, what it called included;\n"
-                  "  file:line is its line with the most samples):\n",
-                  t->out);
-        t->first = 0;
-        fprintf(t->out, "  %5.1f%%  %-32s %s:%" PRId64 "\n",
-                t->total ? 100.0 * (double)count / (double)t->total : 0, fn ? fn : "?",
-                file ? file : "?", line);
+        double share = t->total ? 100.0 * (double)count / (double)t->total : 0;
+        if (!file)
+            fprintf(t->out, "  %5.1f%%  %s\n", share, fn ? fn : "?");
+        else {
+            if (t->first)
+                fputs("  by Python function (the innermost of each sample, what it called "
+                      "included;\n  file:line is its line with the most samples):\n",
+                      t->out);
+            fprintf(t->out, "  %5.1f%%  %-32s %s:%" PRId64 "\n", share, fn ? fn : "?", file, line);
+        }
     }
+    t->first = 0;
+}
+
+static int on_top_python(const char *fn, const char *file, int64_t line, int64_t count, void *arg)
+{
+    top_row(arg, fn, file ? file : "?", line, count);
     return 0;
 }
 
 static int on_top(const char *fn, int64_t count, void *arg)
 {
-    top_ctx *t = arg;
-    if (t->json) {
-        fputs(t->first ? "{" : ",{", t->out);
-        t->first = 0;
-        cs_json_key(t->out, "function", 1);
-        cs_json_str(t->out, fn);
-        cs_json_key(t->out, "samples", 0);
-        fprintf(t->out, "%" PRId64 "}", count);
-    } else {
-        fprintf(t->out, "  %5.1f%%  %s\n", t->total ? 100.0 * (double)count / (double)t->total : 0,
-                fn ? fn : "?");
-    }
+    top_row(arg, fn, NULL, 0, count);
     return 0;
 }
 

@@ -401,6 +401,17 @@ int cs_db_seconds(cs_db *db, int64_t process_id, int64_t from, int64_t until,
     return 0;
 }
 
+/* The parameters of both "top" queries: ?1 process, ?2 profile, ?3-?4 seconds, ?5 rows. */
+static void bind_top(sqlite3_stmt *st, int64_t process_id, const char *profile, int64_t from,
+                     int64_t until, int limit)
+{
+    sqlite3_bind_int64(st, 1, process_id);
+    sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, until);
+    sqlite3_bind_int(st, 5, limit);
+}
+
 /* The set of Python frame ids, for python_leaf(): sorted, searched by bisection. */
 typedef struct {
     int64_t *ids;
@@ -492,11 +503,7 @@ int cs_db_top_python(cs_db *db, int64_t process_id, const char *profile, int64_t
         free(py.ids);
         return -1;
     }
-    sqlite3_bind_int64(st, 1, process_id);
-    sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, until);
-    sqlite3_bind_int(st, 5, limit);
+    bind_top(st, process_id, profile, from, until, limit);
     while (sqlite3_step(st) == SQLITE_ROW)
         if (cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
                sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 2), arg) != 0)
@@ -520,11 +527,7 @@ int cs_db_top_functions(cs_db *db, int64_t process_id, const char *profile, int6
         cs_db_set_error(db, "top functions");
         return -1;
     }
-    sqlite3_bind_int64(st, 1, process_id);
-    sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, until);
-    sqlite3_bind_int(st, 5, limit);
+    bind_top(st, process_id, profile, from, until, limit);
     while (sqlite3_step(st) == SQLITE_ROW)
         if (cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg) != 0)
             break;
