@@ -78,19 +78,12 @@ static void where(cs_db *db, const cs_crash_row *c, char *out, size_t len)
     int n;
     out[0] = 0;
     if (!strcmp(c->kind, "death")) {
-        snprintf(out, len, "vanished without exit or crash record (SIGKILL? OOM killer?)");
+        snprintf(out, len, "vanished without exit or crash record (SIGKILL, OOM killer, SIGTERM?)");
         return;
     }
     if (c->stack_id <= 0 || cs_db_stack_frames(db, c->stack_id, &f, &n) != 0)
         return;
-    int i = cs_culprit_frame(f, n);
-    if (n) {
-        if (f[i].file)
-            snprintf(out, len, "%s (%s:%" PRId64 ")", f[i].function ? f[i].function : "?",
-                     f[i].file, f[i].line);
-        else
-            snprintf(out, len, "%s", f[i].function && *f[i].function ? f[i].function : "?");
-    }
+    cs_crash_where(f, n, out, len);
     cs_frames_free(f, n);
 }
 

@@ -51,6 +51,36 @@ int cs_culprit_frame(const cs_frame_row *f, int n)
     return 0;
 }
 
+void cs_crash_where(const cs_frame_row *f, int n, char *out, size_t len)
+{
+    out[0] = 0;
+    if (n <= 0)
+        return;
+    int i = cs_culprit_frame(f, n);
+    char buf[96];
+    size_t k = (size_t)snprintf(out, len, "%s", cs_frame_name(&f[i], buf, sizeof buf));
+    if (k < len && f[i].file)
+        k += (size_t)snprintf(out + k, len - k, " at %s:%" PRId64, f[i].file, f[i].line);
+    if (strcmp(f[i].kind, "native") != 0)
+        return;
+    /* A native fault under Python code (ctypes, an extension): the Python line that led
+     * there is what its author recognises, the program's own rather than the standard
+     * library's or an installed package's (under .../lib/python...), when there is one. */
+    int own = -1, any = -1;
+    for (int p = i + 1; p < n && own < 0; p++) {
+        if (strcmp(f[p].kind, "python") != 0)
+            continue;
+        if (any < 0)
+            any = p;
+        if (f[p].file && f[p].file[0] != '<' && !strstr(f[p].file, "/lib/python"))
+            own = p;
+    }
+    int py = own >= 0 ? own : any;
+    if (py >= 0 && k < len)
+        snprintf(out + k, len - k, ", called from Python %s at %s:%" PRId64,
+                 f[py].function ? f[py].function : "?", f[py].file ? f[py].file : "?", f[py].line);
+}
+
 static void text_stack(FILE *out, cs_db *db, int64_t stack_id, const char *indent, int limit)
 {
     cs_frame_row *f;
@@ -455,8 +485,10 @@ int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int
         if (!strcmp(c.kind, "death")) {
             fprintf(out,
                     "crash %" PRId64 ": %s (pid %d) vanished, last seen %s\n"
-                    "  no exit and no crash record: killed with SIGKILL (the OOM killer does "
-                    "that), or the machine stopped\n  command: %s (parent %d, ran %.1f s)\n",
+                    "  no exit and no crash record: killed by a signal crashscope does not "
+                    "capture (SIGKILL, as the OOM killer\n  sends; SIGTERM, SIGINT or SIGHUP "
+                    "left to their default action), or the machine stopped\n"
+                    "  command: %s (parent %d, ran %.1f s)\n",
                     c.id, c.app_name ? c.app_name : "?", c.pid, when, c.cmdline ? c.cmdline : "?",
                     c.ppid, (double)(c.time_ns - c.start_ns) / 1e9);
             goto window;
@@ -475,10 +507,9 @@ int cs_report_print(cs_db *db, const char *db_path, int64_t id, int seconds, int
                     cs_code_text(c.signo, c.code), fault);
         fprintf(out, "  thread \"%s\" (tid %d)", c.thread_name ? c.thread_name : "", c.tid);
         if (nframes) {
-            char buf[96];
-            fprintf(out, ", in %s", cs_frame_name(&frames[culprit], buf, sizeof buf));
-            if (frames[culprit].file)
-                fprintf(out, " at %s:%" PRId64, frames[culprit].file, frames[culprit].line);
+            char where[1024];
+            cs_crash_where(frames, nframes, where, sizeof where);
+            fprintf(out, ", in %s", where);
         }
         fprintf(out, "\n  command: %s (parent %d, ran %.1f s)\n", c.cmdline ? c.cmdline : "?",
                 c.ppid, (double)(c.time_ns - c.start_ns) / 1e9);

@@ -19,4 +19,9 @@ void cs_format_time(int64_t ns, char *out, size_t len, int iso);
  * loader and crashscope (frame 0 when all are). */
 int cs_culprit_frame(const cs_frame_row *f, int n);
 
+/* The culprit frame in one line ("store_record at crasher.c:48"); for a native one under
+ * Python code, with the innermost Python frame above it (", called from Python crash at
+ * app.py:14"). "" for an empty stack. */
+void cs_crash_where(const cs_frame_row *f, int n, char *out, size_t len);
+
 #endif

@@ -47,6 +47,15 @@ check(top and top[0]["function"] == "parse_payload" and top[0]["file"] == script
 check(re.search(r"by Python function.*?\n +\d+\.\d%  parse_payload +" + re.escape(script) +
                 r":[56]\n", report, re.S),
       "and the report printed at the crash says so: %r" % report[report.find("where the CPU"):][:600])
+# A native fault under Python code is placed in the program's own Python line, past ctypes'
+# own Python frames (the standard library's): in the listing and in the report's first lines.
+st, out, _ = run([CRASHSCOPE, "crashes", "--db", db, "--json"], timeout=30)
+rows = json.loads(out) if st == 0 else []
+want = "called from Python parse_payload at %s:7" % script
+check(rows and rows[0]["where"].endswith(want), "crashes: where ends with %r (%r)"
+      % (want, rows[0]["where"] if rows else None))
+check(re.search(r'thread "python3" \(tid \d+\), in .*, ' + re.escape(want) + "\n", report),
+      "the report's thread line says so too")
 # The loop's time.process_time() is a system call made from the vDSO, which has no file: its
 # samples are named from the vDSO's image in memory, one name whether the writer stored them
 # or the crash record carried them ("linux-vdso.so.1" to dl_iterate_phdr, "[vdso]" in maps).
