@@ -10,7 +10,9 @@
 
 #include "../storage/storage.h"
 #include "report.h"
+#include "signames.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +85,76 @@ static void print_crash(const char *db_path, pid_t pid, int64_t since_ns)
         struct timespec t = {0, 100000000};
         nanosleep(&t, NULL);
     }
+}
+
+/* Crash records of this run still being written or stored by their helper (a child that
+ * crashed just before the program ended): their names end in .crash or hold
+ * .crash.ingesting-; a record left over from before the run is not waited for. */
+static int records_in_flight(const char *db_path, time_t since)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s.crashes", db_path) >= (int)sizeof dir)
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        int record = (len > 6 && !strcmp(e->d_name + len - 6, ".crash")) ||
+                     strstr(e->d_name, ".crash.ingesting-");
+        struct stat st;
+        char path[PATH_MAX];
+        if (record && snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+            stat(path, &st) == 0 && st.st_mtime >= since)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A process the program started (a pre-fork server's worker) crashed while it ran: the
+ * program may live on, and only the server's log would say so. One line each. */
+#define BELOW_MAX 10
+static void print_crashes_below(const char *db_path, pid_t pid, int64_t since_ns)
+{
+    /* A child that crashed just before the end: its helper stores it within ~0.2 s. */
+    for (int i = 0; i < 30 && records_in_flight(db_path, (time_t)(since_ns / 1000000000)); i++) {
+        struct timespec t = {0, 100000000};
+        nanosleep(&t, NULL);
+    }
+    if (access(db_path, F_OK) != 0)
+        return;
+    char err[512];
+    cs_db *db = cs_db_open(db_path, 1, err, sizeof err);
+    if (!db)
+        return;
+    int64_t ids[BELOW_MAX];
+    int n = cs_db_crashes_below(db, (int)pid, since_ns, ids, BELOW_MAX);
+    if (n > 0)
+        fprintf(stderr, "\ncrashscope: %d crash%s in processes it started, while it ran:\n", n,
+                n == 1 ? "" : "es");
+    for (int i = 0; i < n && i < BELOW_MAX; i++) {
+        cs_crash_row c;
+        if (cs_db_crash_get(db, ids[i], &c) != 1)
+            continue;
+        char when[40], where[1024] = "";
+        cs_format_time(c.time_ns, when, sizeof when, 0);
+        cs_frame_row *f;
+        int nf;
+        if (c.stack_id > 0 && cs_db_stack_frames(db, c.stack_id, &f, &nf) == 0) {
+            cs_crash_where(f, nf, where, sizeof where);
+            cs_frames_free(f, nf);
+        }
+        fprintf(stderr, "  crash %lld: pid %d %s %s at %s%s%s\n", (long long)c.id, c.pid,
+                strcmp(c.kind, "hang") ? "died of" : "was stopped as hung by",
+                cs_signal_name(c.signo), when + 11, *where ? ", in " : "", where);
+        cs_crash_row_free(&c);
+    }
+    if (n > 0)
+        fprintf(stderr, "  (crashscope inspect --db %s --crash ID for each)\n", db_path);
+    cs_db_close(db);
 }
 
 static void usage(void)
@@ -165,6 +238,8 @@ int cs_cmd_run(int argc, char **argv)
                      old_quit;
     sigemptyset(&ign.sa_mask);
     sigemptyset(&fwd.sa_mask);
+    struct timespec t0; /* before the fork: whatever the program records starts after it */
+    clock_gettime(CLOCK_REALTIME, &t0);
     pid_t pid = fork();
     if (pid < 0) {
         cs_cli_error("fork: %s", strerror(errno));
@@ -183,8 +258,6 @@ int cs_cmd_run(int argc, char **argv)
     sigaction(SIGHUP, &fwd, NULL);
     sigaction(SIGUSR1, &fwd, NULL);
     sigaction(SIGUSR2, &fwd, NULL);
-    struct timespec t0;
-    clock_gettime(CLOCK_REALTIME, &t0);
     int st;
     while (waitpid(pid, &st, 0) < 0) {
         if (errno != EINTR) {
@@ -192,10 +265,10 @@ int cs_cmd_run(int argc, char **argv)
             return 127;
         }
     }
-    if (WIFSIGNALED(st)) {
-        if (c.enabled && c.db_path[0])
-            print_crash(c.db_path, pid, (int64_t)t0.tv_sec * 1000000000LL + t0.tv_nsec);
-        return 128 + WTERMSIG(st);
-    }
-    return WEXITSTATUS(st);
+    int64_t since = (int64_t)t0.tv_sec * 1000000000LL + t0.tv_nsec;
+    if (WIFSIGNALED(st) && c.enabled && c.db_path[0])
+        print_crash(c.db_path, pid, since);
+    if (c.enabled && c.db_path[0])
+        print_crashes_below(c.db_path, pid, since);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 }

@@ -290,6 +290,31 @@ int64_t cs_db_crash_of_pid(cs_db *db, int pid, int64_t since_ns)
     return id;
 }
 
+int cs_db_crashes_below(cs_db *db, int root_pid, int64_t since_ns, int64_t *ids, int max)
+{
+    static const char sql[] =
+        "WITH RECURSIVE tree(pid) AS (SELECT pid FROM processes WHERE ppid = ?1 AND start_ns >= ?2"
+        "  UNION SELECT p.pid FROM processes p JOIN tree t ON p.ppid = t.pid"
+        "  WHERE p.start_ns >= ?2)"
+        " SELECT id FROM crashes WHERE time_ns >= ?2 AND pid != ?1"
+        " AND pid IN (SELECT pid FROM tree) ORDER BY time_ns";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        cs_db_set_error(db, "crashes of descendants");
+        return -1;
+    }
+    sqlite3_bind_int(st, 1, root_pid);
+    sqlite3_bind_int64(st, 2, since_ns);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n < max)
+            ids[n] = sqlite3_column_int64(st, 0);
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 void cs_crash_row_free(cs_crash_row *c)
 {
     free(c->thread_name);

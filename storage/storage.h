@@ -117,6 +117,10 @@ int cs_db_crashes(cs_db *db, cs_crash_row **out, int *n);
 int cs_db_crash_get(cs_db *db, int64_t id, cs_crash_row *out);
 /* The newest crash of PID at or after SINCE_NS; 0 if none yet. */
 int64_t cs_db_crash_of_pid(cs_db *db, int pid, int64_t since_ns);
+/* The crashes and hangs, at or after SINCE_NS, of the processes descended from ROOT_PID that
+ * started then (a pre-fork server's workers, a shell's children), oldest first: up to MAX
+ * ids into IDS. Returns how many there are in all, or -1. */
+int cs_db_crashes_below(cs_db *db, int root_pid, int64_t since_ns, int64_t *ids, int max);
 int cs_db_crash_threads(cs_db *db, int64_t crash_id, cs_crash_thread_row **out, int *n);
 void cs_crash_row_free(cs_crash_row *c);
 void cs_crash_threads_free(cs_crash_thread_row *t, int n);

@@ -5,6 +5,7 @@ reported with the right signal, code and faulting function, the program's exit s
 one it has without crashscope, nothing hangs, and the core dump still shows the fault."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -84,6 +85,18 @@ for i in range(4):
           % (st, [(t["name"], t["state"]) for t in other]))
 check(len(seen) == 4 and all(s == "crashed SIGSEGV" and top == FUNCS[name] for s, name, top in seen),
       "two: the worker that faulted meanwhile is 'crashed SIGSEGV', at its own function: %s" % seen)
+
+# A process the program started crashes, and the program lives on (a pre-fork server's worker;
+# here a shell's child): crashscope run exits with the program's status and lists the crash.
+db = os.path.join(d, "below.db")
+st, out, err = record(["/bin/sh", "-c", '"$0" null; echo "worker died: $?"', CRASHER], db,
+                      timeout=30)
+check(st == 0 and "worker died: 139" in out, "below: the shell lives on and exits 0 (%r)" % st)
+check(re.search(r"1 crash in processes it started.*\n  crash 1: pid \d+ died of SIGSEGV at .*, "
+                r"in store_record at \S+crasher.c:\d+\n", err),
+      "below: crashscope run lists the child's crash: %r" % err[-400:])
+st, out, err = record([CRASHER, "null"], os.path.join(d, "own.db"), timeout=30)
+check("in processes it started" not in err, "a crash of the program itself is not listed again")
 
 # A command line that is not UTF-8 (a surrogate, an overlong "/", a stray byte): inspect
 # --json still prints valid UTF-8, each bad byte as U+FFFD (a JSON reader refuses the whole
