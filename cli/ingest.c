@@ -479,12 +479,40 @@ long long cs_ingest_record(const char *db_path, const char *path, int verbose)
     return id;
 }
 
+/* The record directory of DB_PATH, opened, its path in DIR; NULL when there is none. */
+static DIR *records_dir(const char *db_path, char dir[PATH_MAX])
+{
+    if (snprintf(dir, PATH_MAX, "%s.crashes", db_path) >= PATH_MAX)
+        return NULL;
+    return opendir(dir);
+}
+
+int cs_records_in_flight(const char *db_path, time_t since)
+{
+    char dir[PATH_MAX];
+    DIR *d = records_dir(db_path, dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        int record = (len > 6 && !strcmp(e->d_name + len - 6, ".crash")) ||
+                     strstr(e->d_name, ".crash.ingesting-");
+        struct stat st;
+        char path[PATH_MAX];
+        if (record && snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+            stat(path, &st) == 0 && st.st_mtime >= since)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 int cs_ingest_pending(const char *db_path)
 {
     char dir[PATH_MAX];
-    if (snprintf(dir, sizeof dir, "%s.crashes", db_path) >= (int)sizeof dir)
-        return 0;
-    DIR *d = opendir(dir);
+    DIR *d = records_dir(db_path, dir);
     if (!d)
         return 0;
     int done = 0;

@@ -9,10 +9,10 @@
 #include "cli.h"
 
 #include "../storage/storage.h"
+#include "ingest.h"
 #include "report.h"
 #include "signames.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,40 +86,13 @@ static void print_crash(const char *db_path, pid_t pid, int64_t since_ns)
     }
 }
 
-/* Crash records of this run still being written or stored by their helper (a child that
- * crashed just before the program ended): their names end in .crash or hold
- * .crash.ingesting-; a record left over from before the run is not waited for. */
-static int records_in_flight(const char *db_path, time_t since)
-{
-    char dir[PATH_MAX];
-    if (snprintf(dir, sizeof dir, "%s.crashes", db_path) >= (int)sizeof dir)
-        return 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        int record = (len > 6 && !strcmp(e->d_name + len - 6, ".crash")) ||
-                     strstr(e->d_name, ".crash.ingesting-");
-        struct stat st;
-        char path[PATH_MAX];
-        if (record && snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
-            stat(path, &st) == 0 && st.st_mtime >= since)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 /* A process the program started (a pre-fork server's worker) crashed while it ran: the
  * program may live on, and only the server's log would say so. One line each. */
 #define BELOW_MAX 10
 static void print_crashes_below(const char *db_path, pid_t pid, int64_t since_ns)
 {
     /* A child that crashed just before the end: its helper stores it within ~0.2 s. */
-    for (int i = 0; i < 30 && records_in_flight(db_path, (time_t)(since_ns / 1000000000)); i++) {
+    for (int i = 0; i < 30 && cs_records_in_flight(db_path, (time_t)(since_ns / 1000000000)); i++) {
         struct timespec t = {0, 100000000};
         nanosleep(&t, NULL);
     }
