@@ -118,13 +118,10 @@ int cs_db_crash_modules(cs_db *db, int64_t crash_id,
 static int pin_stack_blob(cs_db *db, sqlite3_stmt *upd, const void *blob, int bytes)
 {
     const unsigned char *b = blob;
-    for (int i = 0; i + 8 <= bytes; i += 8) {
-        int64_t id = 0;
-        for (int k = 0; k < 8; k++)
-            id |= (int64_t)b[i + k] << (8 * k);
+    for (int i = 0; i < bytes / 8; i++) {
         sqlite3_reset(upd);
         sqlite3_bind_int64(upd, 1, CS_PINNED_S);
-        sqlite3_bind_int64(upd, 2, id);
+        sqlite3_bind_int64(upd, 2, cs_stack_frame_id(b, i));
         if (sqlite3_step(upd) != SQLITE_DONE) {
             cs_db_set_error(db, "pin frames");
             return -1;
@@ -380,10 +377,7 @@ static void leaf_id(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_null(ctx);
         return;
     }
-    int64_t id = 0;
-    for (int k = 0; k < 8; k++)
-        id |= (int64_t)b[k] << (8 * k);
-    sqlite3_result_int64(ctx, id);
+    sqlite3_result_int64(ctx, cs_stack_frame_id(b, 0));
 }
 
 static int ensure_leaf_fn(cs_db *db)
@@ -465,10 +459,8 @@ static void python_leaf(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     const id_set *py = sqlite3_user_data(ctx);
     const unsigned char *b = sqlite3_value_blob(argv[0]);
     int n = sqlite3_value_bytes(argv[0]);
-    for (int at = 0; b && at + 8 <= n; at += 8) {
-        int64_t id = 0;
-        for (int k = 0; k < 8; k++)
-            id |= (int64_t)b[at + k] << (8 * k);
+    for (int i = 0; b && i < n / 8; i++) {
+        int64_t id = cs_stack_frame_id(b, i);
         if (id_set_has(py, id)) {
             sqlite3_result_int64(ctx, id);
             return;

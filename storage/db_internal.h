@@ -39,4 +39,14 @@ void cs_db_set_error(cs_db *db, const char *what);
  * set as WHAT. */
 int cs_db_run(cs_db *db, sqlite3_stmt *st, const char *what);
 
+/* Frame id I of a stacks.frame_ids blob (little-endian int64s, innermost first; written by
+ * cs_db_stack_id). */
+static inline int64_t cs_stack_frame_id(const unsigned char *blob, int i)
+{
+    int64_t id = 0;
+    for (int k = 0; k < 8; k++)
+        id |= (int64_t)blob[i * 8 + k] << (8 * k);
+    return id;
+}
+
 #endif

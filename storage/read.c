@@ -87,9 +87,7 @@ int cs_db_stack_frames(cs_db *db, int64_t stack_id, cs_frame_row **out, int *n)
         cs_frame_row *f = calloc((size_t)depth + 1, sizeof *f);
         if (f) {
             for (int i = 0; i < depth; i++) {
-                int64_t id = 0;
-                for (int b = 0; b < 8; b++)
-                    id |= (int64_t)blob[i * 8 + b] << (8 * b);
+                int64_t id = cs_stack_frame_id(blob, i);
                 f[i].id = id;
                 sqlite3_reset(fs);
                 sqlite3_bind_int64(fs, 1, id);
